@@ -1,0 +1,12 @@
+"""Command line: ``spacy-mlbert COMMAND`` or ``python -m spacy_mlbert COMMAND``.
+
+Each command lives in its own module and registers itself on ``app``.
+"""
+from ._app import app
+
+# Importing a command module registers its command.
+# (keep this list sorted; one line per module)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,111 @@
+"""Multi-label metrics over arrays, shared by the scorer and the evaluate command.
+
+A label that is not annotated for a text (absent from the gold ``doc.cats``) is
+*unknown* there: it counts neither as a positive nor as a negative. Precision,
+recall and F1 follow scikit-learn's conventions (0.0 where a ratio is 0/0), so
+the per-language numbers match the official SemEval-2025 Task 11 script on
+complete annotations.
+"""
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy
+from spacy.training import Example
+
+
+def examples_to_arrays(
+    examples: Iterable[Example], labels: Sequence[str]
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Gold values, predicted probabilities and the known-mask, each (n_docs, n_labels).
+
+    RETURNS (Tuple[ndarray, ndarray, ndarray]): y_true (0/1), y_prob, known (bool).
+    """
+    rows_true: List[List[float]] = []
+    rows_prob: List[List[float]] = []
+    rows_known: List[List[bool]] = []
+    for eg in examples:
+        gold = eg.reference.cats
+        pred = eg.predicted.cats
+        rows_true.append([float(gold.get(label, 0.0)) for label in labels])
+        rows_prob.append([float(pred.get(label, 0.0)) for label in labels])
+        rows_known.append([label in gold for label in labels])
+    shape = (len(rows_true), len(labels))
+    return (
+        numpy.asarray(rows_true, dtype="f").reshape(shape),
+        numpy.asarray(rows_prob, dtype="f").reshape(shape),
+        numpy.asarray(rows_known, dtype=bool).reshape(shape),
+    )
+
+
+def _prf(tp: float, fp: float, fn: float) -> Tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def _auc(y_true: numpy.ndarray, y_prob: numpy.ndarray) -> Optional[float]:
+    """ROC AUC, or None when only one class occurs (AUC is undefined then)."""
+    if y_true.size == 0 or y_true.min() == y_true.max():
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y_true, y_prob))
+
+
+def multilabel_scores(
+    y_true: numpy.ndarray,
+    y_prob: numpy.ndarray,
+    known: numpy.ndarray,
+    labels: Sequence[str],
+    thresholds: Mapping[str, float],
+) -> Dict:
+    """Micro and macro P/R/F1, macro AUC and per-label figures.
+
+    y_true (ndarray): (n_docs, n_labels) gold 0/1 values.
+    y_prob (ndarray): (n_docs, n_labels) predicted probabilities.
+    known (ndarray): (n_docs, n_labels) True where the gold value is annotated.
+    labels (Sequence[str]): column names.
+    thresholds (Mapping[str, float]): decision threshold per label (>= is positive).
+    RETURNS (dict): micro_p/r/f, macro_p/r/f, macro_auc, n_docs and per_label
+        {label: {p, r, f, auc, support, n_known}}. Macro averages run over the
+        labels annotated for at least one document.
+    """
+    per_label: Dict[str, Dict] = {}
+    tp_all = fp_all = fn_all = 0.0
+    for j, label in enumerate(labels):
+        mask = known[:, j]
+        if not mask.any():
+            continue
+        gold = y_true[mask, j] >= 0.5
+        pred = y_prob[mask, j] >= thresholds.get(label, 0.5)
+        tp = float(numpy.sum(gold & pred))
+        fp = float(numpy.sum(~gold & pred))
+        fn = float(numpy.sum(gold & ~pred))
+        tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn
+        p, r, f = _prf(tp, fp, fn)
+        per_label[label] = {
+            "p": p,
+            "r": r,
+            "f": f,
+            "auc": _auc(gold.astype("f"), y_prob[mask, j]),
+            "support": int(gold.sum()),
+            "n_known": int(mask.sum()),
+        }
+    micro_p, micro_r, micro_f = _prf(tp_all, fp_all, fn_all)
+    aucs = [v["auc"] for v in per_label.values() if v["auc"] is not None]
+
+    def macro(key: str) -> float:
+        values = [v[key] for v in per_label.values()]
+        return float(numpy.mean(values)) if values else 0.0
+
+    return {
+        "n_docs": int(y_true.shape[0]),
+        "micro_p": micro_p,
+        "micro_r": micro_r,
+        "micro_f": micro_f,
+        "macro_p": macro("p"),
+        "macro_r": macro("r"),
+        "macro_f": macro("f"),
+        "macro_auc": float(numpy.mean(aucs)) if aucs else None,
+        "per_label": per_label,
+    }
