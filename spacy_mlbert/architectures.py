@@ -1,0 +1,122 @@
+"""Registered model architectures. They only wire layers together.
+
+Once a ``.vN`` name is released its behaviour never changes; a change gets a
+new version registered beside the old one.
+"""
+from typing import Callable, List, Optional
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from spacy_transformers.layers import TransformerListener, TransformerModel
+from spacy_transformers.layers.split_trf import split_trf_batch
+from thinc.api import Dropout, Linear, Model, chain
+from thinc.types import Floats2d
+
+from .layers import WordpiecePooling
+
+
+@registry.architectures("spacy-mlbert.WordpieceListener.v1")
+def build_wordpiece_listener_v1(
+    upstream: str = "*", pooling: str = "cls", grad_factor: float = 1.0
+) -> Model[List[Doc], Floats2d]:
+    """One vector per document from a shared ``transformer`` component.
+
+    upstream (str): Name of the transformer component to listen to; "*" takes
+        the first one in the pipeline.
+    pooling (str): "cls" (first wordpiece) or "mean" (all wordpieces of all windows).
+    grad_factor (float): Scales the gradient this component sends to the transformer.
+    RETURNS (Model[List[Doc], Floats2d]): The document encoder.
+    """
+    listener = TransformerListener(upstream_name=upstream)
+    model = chain(listener, WordpiecePooling(pooling, grad_factor=grad_factor))
+    model.set_ref("listener", listener)
+    return model
+
+
+@registry.architectures("spacy-mlbert.WordpieceTransformer.v1")
+def build_wordpiece_transformer_v1(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict,
+    transformer_config: dict,
+    pooling: str = "cls",
+    grad_factor: float = 1.0,
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+) -> Model[List[Doc], Floats2d]:
+    """One vector per document from a transformer owned by this component
+    (no shared ``transformer`` component needed).
+
+    name (str): Hugging Face model name or local folder.
+    get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
+    tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
+    transformer_config (dict): Settings passed to the Hugging Face model.
+    pooling (str): "cls" or "mean".
+    grad_factor (float): Scales the gradient sent to the transformer.
+    mixed_precision (bool): Use mixed precision on GPU.
+    grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
+    RETURNS (Model[List[Doc], Floats2d]): The document encoder.
+    """
+    transformer = TransformerModel(
+        name,
+        get_spans,
+        tokenizer_config,
+        transformer_config=transformer_config,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+    )
+    model = chain(
+        transformer,
+        split_trf_batch(),
+        WordpiecePooling(pooling, grad_factor=grad_factor),
+    )
+    model.set_ref("transformer", transformer)
+    return model
+
+
+@registry.architectures("spacy-mlbert.MultiLabelClassifier.v1")
+def build_multilabel_classifier_v1(
+    doc_encoder: Model[List[Doc], Floats2d],
+    *,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Document vector -> dropout -> linear: one logit per label.
+
+    The model returns logits, not probabilities: the component computes binary
+    cross-entropy on the logits (numerically stable) and applies the sigmoid
+    when it predicts.
+
+    doc_encoder (Model[List[Doc], Floats2d]): One vector per document, e.g.
+        "spacy-mlbert.WordpieceListener.v1".
+    dropout (float): Dropout rate before the output layer.
+    nO (Optional[int]): Number of labels, inferred at initialization if None.
+    RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
+    """
+    output_layer = Linear(nO=nO)
+    model = chain(doc_encoder, Dropout(dropout), output_layer)
+    model.set_ref("doc_encoder", doc_encoder)
+    model.set_ref("output_layer", output_layer)
+    model.attrs["multi_label"] = True
+    model.attrs["resize_output"] = resize_output
+    return model
+
+
+def resize_output(model: Model, new_nO: int) -> Model:
+    """Grow the output layer to ``new_nO`` labels, keeping learned weights."""
+    layer = model.get_ref("output_layer")
+    trained = layer.has_param("W") is True
+    if trained:
+        old_W = layer.get_param("W")
+        old_b = layer.get_param("b")
+    layer.set_dim("nO", new_nO, force=True)
+    model.set_dim("nO", new_nO, force=True)
+    if trained:
+        old_nO, nI = old_W.shape
+        new_W = layer.ops.alloc2f(new_nO, nI)
+        new_b = layer.ops.alloc1f(new_nO)
+        new_W[:old_nO] = old_W
+        new_b[:old_nO] = old_b
+        layer.set_param("W", new_W)
+        layer.set_param("b", new_b)
+    return model

@@ -1,0 +1,3 @@
+from .wordpiece_pooling import POOLINGS, WordpiecePooling
+
+__all__ = ["POOLINGS", "WordpiecePooling"]
