@@ -103,20 +103,28 @@ def build_multilabel_classifier_v1(
 
 
 def resize_output(model: Model, new_nO: int) -> Model:
-    """Grow the output layer to ``new_nO`` labels, keeping learned weights."""
-    layer = model.get_ref("output_layer")
-    trained = layer.has_param("W") is True
-    if trained:
-        old_W = layer.get_param("W")
-        old_b = layer.get_param("b")
-    layer.set_dim("nO", new_nO, force=True)
+    """Grow the output layer to ``new_nO`` labels, keeping learned weights.
+
+    thinc cannot change a dimension of a layer that has parameters, so a
+    trained output layer is replaced by a larger one holding the old rows.
+    """
+    old_layer = model.get_ref("output_layer")
+    if old_layer.has_param("W") is not True:
+        old_layer.set_dim("nO", new_nO, force=True)
+        model.set_dim("nO", new_nO, force=True)
+        return model
+    old_W = old_layer.get_param("W")
+    old_b = old_layer.get_param("b")
+    old_nO, nI = old_W.shape
+    new_layer = Linear(nO=new_nO, nI=nI)
+    new_layer.initialize()
+    new_W = new_layer.get_param("W").copy()
+    new_b = new_layer.get_param("b").copy()
+    new_W[:old_nO] = old_W
+    new_b[:old_nO] = old_b
+    new_layer.set_param("W", new_W)
+    new_layer.set_param("b", new_b)
+    model.layers[model.layers.index(old_layer)] = new_layer
+    model.set_ref("output_layer", new_layer)
     model.set_dim("nO", new_nO, force=True)
-    if trained:
-        old_nO, nI = old_W.shape
-        new_W = layer.ops.alloc2f(new_nO, nI)
-        new_b = layer.ops.alloc1f(new_nO)
-        new_W[:old_nO] = old_W
-        new_b[:old_nO] = old_b
-        layer.set_param("W", new_W)
-        layer.set_param("b", new_b)
     return model

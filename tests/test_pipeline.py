@@ -1,0 +1,211 @@
+import numpy
+import pytest
+import spacy
+from spacy.training import Example
+from spacy.util import fix_random_seed
+from thinc.api import Adam, ConfigValidationError
+
+from spacy_mlbert.pipeline import MAX_AUTO_POS_WEIGHT
+from util import TRAIN_DATA, make_examples, make_nlp
+
+LABELS = ("positive", "negative", "useful", "slow")
+
+
+def test_pipeline_add_pipe_defaults():
+    nlp = spacy.blank("xx")
+    textcat = nlp.add_pipe("mlbert_textcat")
+    cfg = nlp.config["components"]["mlbert_textcat"]
+    assert cfg["threshold"] == 0.5 and cfg["thresholds"] == {} and cfg["pos_weight"] is None
+    assert cfg["model"]["doc_encoder"]["@architectures"] == "spacy-mlbert.WordpieceListener.v1"
+    assert textcat.model.attrs["multi_label"] is True
+
+
+@pytest.mark.parametrize(
+    "config,match",
+    [
+        ({"threshold": "high"}, None),
+        ({"threshold": 1.5}, "E002"),
+        ({"thresholds": {"positive": -0.1}}, "E002"),
+        ({"pos_weight": "balanced"}, "E005"),
+        ({"pos_weight": {"positive": 0}}, "E005"),
+        ({"model": {"@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
+                    "doc_encoder": {"@architectures": "spacy-mlbert.WordpieceListener.v1",
+                                    "pooling": "max"}}}, "E001"),
+    ],
+)
+def test_pipeline_rejects_bad_config(config, match):
+    nlp = spacy.blank("xx")
+    error = ConfigValidationError if match is None else ValueError
+    with pytest.raises(error, match=match):
+        nlp.add_pipe("mlbert_textcat", config=config)
+
+
+def test_pipeline_initialize_infers_labels(tiny_xlmr_dir):
+    nlp = make_nlp(tiny_xlmr_dir)
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    assert nlp.get_pipe("mlbert_textcat").labels == LABELS
+
+
+def test_pipeline_initialize_takes_labels(tiny_xlmr_dir):
+    nlp = make_nlp(tiny_xlmr_dir)
+    # as written by `spacy init labels` into [initialize.components]
+    nlp.config["initialize"]["components"]["mlbert_textcat"] = {"labels": ["slow", "positive"]}
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    assert nlp.get_pipe("mlbert_textcat").labels == ("slow", "positive")
+
+
+def test_pipeline_rejects_non_binary_cats(tiny_xlmr_dir):
+    nlp = make_nlp(tiny_xlmr_dir)
+    data = TRAIN_DATA[:2] + [("Bad value", {"positive": 2.0})]
+    with pytest.raises(ValueError, match=r"E004.*2\.0.*positive.*example 2"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp, data))
+
+
+def test_pipeline_requires_labels(tiny_xlmr_dir):
+    nlp = make_nlp(tiny_xlmr_dir)
+    examples = [Example.from_dict(nlp.make_doc("No cats here"), {})]
+    with pytest.raises(ValueError, match="E007"):
+        nlp.initialize(get_examples=lambda: examples)
+
+
+def test_pipeline_rejects_thresholds_for_unknown_labels(tiny_xlmr_dir):
+    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"thresholds": {"sarcasm": 0.3}})
+    with pytest.raises(ValueError, match="E003.*sarcasm"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp))
+
+
+def test_pipeline_rejects_pos_weight_for_unknown_labels(tiny_xlmr_dir):
+    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"pos_weight": {"sarcasm": 2.0}})
+    with pytest.raises(ValueError, match="E006.*sarcasm"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp))
+
+
+def test_pipeline_overfits_multilingual_examples(tiny_xlmr_dir, tiny_bert_dir):
+    """Both encoder families learn the training set, Chinese and Arabic included."""
+    for encoder_dir in (tiny_xlmr_dir, tiny_bert_dir):
+        fix_random_seed(0)
+        nlp = make_nlp(encoder_dir, pooling="mean")
+        examples = make_examples(nlp)
+        optimizer = nlp.initialize(get_examples=lambda: examples)
+        for _ in range(60):
+            losses = {}
+            nlp.update(examples, sgd=optimizer, losses=losses)
+        assert losses["mlbert_textcat"] < 0.05, encoder_dir.name
+        scores = nlp.evaluate(examples)
+        assert scores["cats_micro_f"] == 1.0, encoder_dir.name
+        assert scores["cats_macro_f"] == 1.0, encoder_dir.name
+        for text, cats in TRAIN_DATA:
+            doc = nlp(text)
+            assert doc._.mlbert_labels == [label for label in LABELS if cats[label] == 1.0]
+
+
+def test_pipeline_pipe_and_call_agree(trained_nlp):
+    texts = [text for text, _ in TRAIN_DATA] + ["", "  ", "😀😀", "a", "Mixed 中文 text عربي"]
+    piped = list(trained_nlp.pipe(texts, batch_size=3))
+    for text, doc in zip(texts, piped):
+        single = trained_nlp(text)
+        assert set(doc.cats) == set(LABELS)
+        assert doc.cats == pytest.approx(single.cats, abs=1e-5)
+        assert all(0.0 <= p <= 1.0 for p in doc.cats.values())
+
+
+def test_pipeline_empty_doc_gets_bias_probabilities(trained_nlp):
+    textcat = trained_nlp.get_pipe("mlbert_textcat")
+    bias = textcat.model.get_ref("output_layer").get_param("b")
+    expected = 1.0 / (1.0 + numpy.exp(-bias))
+    doc = trained_nlp("")
+    assert [doc.cats[label] for label in LABELS] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_pipeline_unknown_label_gets_no_gradient(tiny_xlmr_dir):
+    """A label absent from every example's cats is masked: its weights don't move."""
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_xlmr_dir)
+    data = [(text, {k: v for k, v in cats.items() if k != "slow"}) for text, cats in TRAIN_DATA]
+    examples = make_examples(nlp, data)
+    textcat = nlp.get_pipe("mlbert_textcat")
+    nlp.initialize(get_examples=lambda: examples)
+    textcat.add_label("slow")  # grows the trained output layer
+    slow = textcat.labels.index("slow")
+    output_layer = textcat.model.get_ref("output_layer")
+    W_before = output_layer.get_param("W")[slow].copy()
+    b_before = float(output_layer.get_param("b")[slow])
+    optimizer = Adam(0.01, L2=0.0)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer)
+    numpy.testing.assert_array_equal(output_layer.get_param("W")[slow], W_before)
+    assert float(output_layer.get_param("b")[slow]) == b_before
+    logits = textcat.model.predict([nlp(eg.reference.text) for eg in examples])
+    _, d_scores = textcat.get_loss(examples, logits)
+    assert numpy.all(d_scores[:, slow] == 0.0)
+    assert numpy.any(d_scores[:, textcat.labels.index("positive")] != 0.0)
+
+
+def test_pipeline_pos_weight_auto_from_examples(trained_nlp):
+    textcat = trained_nlp.get_pipe("mlbert_textcat")
+    # 3 positives and 3 negatives of every label except useful (2 of 6)
+    assert textcat.pos_weights == {"positive": 1.0, "negative": 1.0, "useful": 2.0, "slow": 1.0}
+
+
+def test_pipeline_pos_weight_scales_positive_gradient(tiny_xlmr_dir):
+    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"pos_weight": {"useful": 4.0}})
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    textcat = nlp.get_pipe("mlbert_textcat")
+    logits = numpy.zeros((len(examples), len(LABELS)), dtype="f")
+    _, d_weighted = textcat.get_loss(examples, logits)
+    textcat.cfg["pos_weight"] = None
+    _, d_plain = textcat.get_loss(examples, logits)
+    useful = LABELS.index("useful")
+    truths = numpy.asarray([cats["useful"] for _, cats in TRAIN_DATA])
+    numpy.testing.assert_allclose(d_weighted[truths == 1, useful], 4 * d_plain[truths == 1, useful])
+    numpy.testing.assert_allclose(d_weighted[truths == 0, useful], d_plain[truths == 0, useful])
+
+
+def test_pipeline_pos_weight_auto_is_capped_and_warns_without_positives(tiny_xlmr_dir):
+    data = [(f"text {i}", {"rare": 1.0 if i == 0 else 0.0, "never": 0.0}) for i in range(150)]
+    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"pos_weight": "auto"})
+    with pytest.warns(UserWarning, match="W002.*never"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp, data))
+    weights = nlp.get_pipe("mlbert_textcat").pos_weights
+    assert weights == {"rare": MAX_AUTO_POS_WEIGHT, "never": 1.0}
+
+
+def test_pipeline_thresholds_decide_labels(trained_nlp):
+    textcat = trained_nlp.get_pipe("mlbert_textcat")
+    text = TRAIN_DATA[0][0]
+    before = trained_nlp(text)
+    assert "positive" in before._.mlbert_labels
+    textcat.set_thresholds({"positive": 1.0})
+    try:
+        after = trained_nlp(text)
+        assert after.cats == before.cats  # thresholds never change probabilities
+        assert "positive" not in after._.mlbert_labels
+        assert textcat.thresholds["positive"] == 1.0 and textcat.thresholds["useful"] == 0.5
+        with pytest.raises(ValueError, match="E002"):
+            textcat.set_thresholds({"positive": 2})
+        with pytest.raises(ValueError, match="E003"):
+            textcat.set_thresholds({"sarcasm": 0.5})
+    finally:
+        textcat.set_thresholds({"positive": 0.5})
+
+
+def test_pipeline_scorer_uses_thresholds(trained_nlp):
+    examples = make_examples(trained_nlp)
+    textcat = trained_nlp.get_pipe("mlbert_textcat")
+    assert trained_nlp.evaluate(examples)["cats_micro_r"] > 0.5
+    # a global threshold given at evaluation time applies to every label
+    assert trained_nlp.evaluate(examples, scorer_cfg={"threshold": 1.0})["cats_micro_r"] == 0.0
+    textcat.set_thresholds({label: 1.0 for label in LABELS[:2]})
+    try:
+        per_type = trained_nlp.evaluate(examples)["cats_f_per_type"]
+        assert per_type["positive"]["r"] == 0.0 and per_type["useful"]["r"] > 0.0
+    finally:
+        textcat.set_thresholds({label: 0.5 for label in LABELS[:2]})
+
+
+def test_pipeline_scores_skip_unknown_gold_labels(trained_nlp):
+    data = [(text, {k: v for k, v in cats.items() if k != "slow"}) for text, cats in TRAIN_DATA]
+    scores = trained_nlp.evaluate(make_examples(trained_nlp, data))
+    assert "slow" not in scores["cats_f_per_type"]
+    assert set(scores["cats_f_per_type"]) == {"positive", "negative", "useful"}
