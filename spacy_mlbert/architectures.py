@@ -7,12 +7,43 @@ from typing import Callable, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from spacy_transformers.layers import TransformerListener, TransformerModel
+from spacy_transformers.layers import TransformerListener
+from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers.split_trf import split_trf_batch
 from thinc.api import Dropout, Linear, Model, chain
 from thinc.types import Floats2d
 
-from .layers import WordpiecePooling
+from .layers import CheckedTransformerModel, WordpiecePooling
+
+
+@registry.architectures("spacy-mlbert.TransformerModel.v1")
+def build_transformer_model_v1(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+) -> Model[List[Doc], FullTransformerBatch]:
+    """spacy-transformers' TransformerModel.v3 for the shared ``transformer``
+    component, with a coded error (E010) when the encoder cannot be found.
+
+    name (str): Hugging Face model name or local folder.
+    get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
+    tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
+    transformer_config (dict): Settings passed to the Hugging Face model.
+    mixed_precision (bool): Use mixed precision on GPU.
+    grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
+    RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer.
+    """
+    return CheckedTransformerModel(
+        name,
+        get_spans,
+        tokenizer_config,
+        transformer_config,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+    )
 
 
 @registry.architectures("spacy-mlbert.WordpieceListener.v1")
@@ -57,11 +88,11 @@ def build_wordpiece_transformer_v1(
     grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
-    transformer = TransformerModel(
+    transformer = CheckedTransformerModel(
         name,
         get_spans,
         tokenizer_config,
-        transformer_config=transformer_config,
+        transformer_config,
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
     )

@@ -43,6 +43,10 @@ grad_factor = 1.0
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
+# Thresholds and weights are kept to 6 decimals: srsly's JSON round trip is
+# not exact for every float, and a saved model must decide exactly as before.
+PRECISION = 6
+
 # Cap on "auto" pos_weight: a label seen once in 10,000 texts would otherwise
 # get a weight that swamps every other label's gradient.
 MAX_AUTO_POS_WEIGHT = 100.0
@@ -134,7 +138,8 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
     def thresholds(self) -> Dict[str, float]:
         """The decision threshold of every label (its own, or the default)."""
         own = self.cfg.get("thresholds", {})
-        return {label: float(own.get(label, self.cfg["threshold"])) for label in self.labels}
+        default = self.cfg["threshold"]
+        return {label: round(float(own.get(label, default)), PRECISION) for label in self.labels}
 
     def set_thresholds(self, thresholds: Mapping[str, float]) -> None:
         """Set per-label decision thresholds; they are saved with the component.
@@ -152,7 +157,7 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         """The positive-term weight of every label's loss (1.0 where unset)."""
         values = self.cfg.get("pos_weight")
         values = values if isinstance(values, Mapping) else {}
-        return {label: float(values.get(label, 1.0)) for label in self.labels}
+        return {label: round(float(values.get(label, 1.0)), PRECISION) for label in self.labels}
 
     # --- prediction -------------------------------------------------------
 

@@ -37,7 +37,7 @@ def make_examples(nlp: Language, data=TRAIN_DATA) -> List[Example]:
 def transformer_config(encoder_dir: Path, *, window: int = 128, stride: int = 96) -> Dict:
     return {
         "model": {
-            "@architectures": "spacy-transformers.TransformerModel.v3",
+            "@architectures": "spacy-mlbert.TransformerModel.v1",
             "name": str(encoder_dir),
             "tokenizer_config": {"use_fast": True},
             "get_spans": {
