@@ -141,8 +141,8 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E028 = (
         "{where}, {field}: value {value} for label '{label}' is not 0 or 1. "
-        "Use 1 (applies) or 0 (does not apply); leave the label out "
-        "{unknown_hint} when it is unknown for this text."
+        "Use 1 (applies) or 0 (does not apply); {unknown_hint} when it is "
+        "unknown for this text."
     )
     E029 = (
         "{where}: the record has both 'labels' and 'cats'. Use 'labels' (the "
@@ -180,8 +180,8 @@ class Errors(metaclass=ErrorsWithCodes):
         "{path}: bad header {header}: {problem}. {hint}"
     )
     E037 = (
-        "{where}, field '{field}': '{key}' is given twice{detail}. JSON keeps "
-        "only one of the values, so data would be lost: keep one entry."
+        "{where}, {field}: '{key}' is given twice{detail}. Only one of the "
+        "values could be kept, so data would be lost: keep one entry."
     )
     E038 = (
         "{path}: alias '{alias}' maps to both '{first}' and '{second}' (for "

@@ -7,6 +7,7 @@ from ._app import app
 # Importing a command module registers its command.
 # (keep this list sorted; one line per module)
 from . import build_encoder  # noqa: F401
+from . import convert  # noqa: F401
 
 
 def main() -> None:
