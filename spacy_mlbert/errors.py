@@ -236,3 +236,67 @@ class Errors(metaclass=ErrorsWithCodes):
     E049 = (
         "{where}, field '{field}': {problem}."
     )
+    # evaluation, threshold tuning, reports and annotation
+    E050 = (
+        "Evaluation data '{path}' does not exist. Give a .spacy file (DocBin) "
+        "made by the converter, or a folder of them."
+    )
+    E051 = (
+        "Can't read '{path}' as a spaCy DocBin (.spacy) file: {detail}. Write "
+        "evaluation data with the converter, or with "
+        "DocBin(store_user_data=True).to_disk()."
+    )
+    E052 = "'{path}' holds no documents: there is nothing to {action}."
+    E053 = (
+        "None of the {n_docs} gold document(s) in '{path}' annotates a label of "
+        "component '{name}' ({labels}); labels found in the data: {found}. "
+        "Use data converted with this model's label set."
+    )
+    E054 = "Threshold candidate {value!r} is not a number in [0, 1]."
+    E055 = (
+        "y_true, y_prob and known must all have shape (n_docs, {n_labels}) for "
+        "the {n_labels} label(s) given; got {shapes}."
+    )
+    E056 = (
+        "The output '{path}' is the pipeline being tuned. Write the tuned "
+        "pipeline to a new folder; the original stays as it is."
+    )
+    E057 = (
+        "The output '{path}' exists and is neither an empty folder nor a spaCy "
+        "pipeline. Choose a new or empty folder: only a pipeline is overwritten."
+    )
+    E058 = "Batch size must be a positive integer, got {value!r}."
+    E059 = "{what} '{path}' {problem}. Check the path."
+    E060 = (
+        "The output file '{path}' is the input file. Write the annotations to "
+        "another file."
+    )
+    E061 = (
+        "{where}: the record already has a '{key}' field (gold annotation?), "
+        "which the predictions would overwrite. Pass {option} NAME to write "
+        "the predictions under another field, e.g. {option} pred_{key}."
+    )
+    E062 = "The report folder '{path}' is a file. Give a folder; it is created if missing."
+    E063 = "Could not {action} '{path}': {detail}."
+    E064 = (
+        "The prediction fields must differ: cats and labels are both '{key}'."
+    )
+    E065 = (
+        "The metrics have no '{key}'. Pass the dict returned by "
+        "spacy_mlbert.evaluation.evaluate_docbin or compute_metrics."
+    )
+
+
+def coded_message(err: Exception) -> str:
+    """The message of an error for the command line, always with a code:
+    file-system errors from Python carry none, so they get E063.
+
+    err (Exception): The error.
+    RETURNS (str): The message.
+    """
+    text = str(err)
+    has_code = text[:1] == "[" and text[1:2] in ("E", "W") and text[2:5].isdigit()
+    if isinstance(err, OSError) and not has_code:
+        detail = err.strerror or text
+        return Errors.E063.format(action="read or write", path=err.filename or "a file", detail=detail)
+    return text

@@ -6,8 +6,11 @@ from ._app import app
 
 # Importing a command module registers its command.
 # (keep this list sorted; one line per module)
+from . import annotate  # noqa: F401
 from . import build_encoder  # noqa: F401
 from . import convert  # noqa: F401
+from . import evaluate  # noqa: F401
+from . import tune_thresholds  # noqa: F401
 
 
 def main() -> None:

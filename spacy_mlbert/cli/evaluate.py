@@ -1,0 +1,85 @@
+"""``spacy-mlbert evaluate MODEL DATA --output metrics.json``: scores overall and per language."""
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import srsly
+import typer
+from wasabi import msg
+
+from ..errors import coded_message
+from ._app import app
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Pipeline folder with an mlbert_textcat component"),
+    data: Path = typer.Argument(..., metavar="DATA", help="Gold data: a .spacy file or a folder of them"),
+    output: Path = typer.Option(..., "--output", "-o", help="JSON file for the metrics, e.g. metrics.json"),
+    report_dir: Optional[Path] = typer.Option(
+        None, "--report-dir", "-r", help="Folder for a Markdown report and PNG plots"
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Texts per batch"),
+) -> None:
+    """Evaluate a pipeline on gold data, overall and per language.
+
+    Micro/macro P/R/F1 and macro ROC AUC at the pipeline's own per-label
+    thresholds, overall, per label and per language (doc._.mlbert_lang).
+    """
+    # imported here so that `--help` of other commands stays fast
+    from ..evaluation import compute_metrics, find_textcat, load_pipeline, predict_arrays
+
+    try:
+        msg.info(f"Evaluating {model} on {data}")
+        nlp = load_pipeline(model)
+        _, textcat = find_textcat(nlp, model)
+        arrays = predict_arrays(nlp, data, batch_size=batch_size)
+        metrics = compute_metrics(arrays, textcat.thresholds)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, metrics)
+        written = None
+        if report_dir is not None:
+            from ..report import write_report
+
+            written = write_report(metrics, arrays, report_dir)
+    except (OSError, ValueError) as err:
+        # coded messages say what to do; a traceback would only hide them
+        msg.fail(coded_message(err))
+        raise typer.Exit(code=1) from None
+    print_metrics(metrics)
+    msg.good(f"Saved metrics to {output}")
+    if written:
+        msg.good(f"Saved the report to {report_dir}", ", ".join(p.name for p in written.values()))
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def print_metrics(metrics: Mapping[str, Any]) -> None:
+    """Print the overall, per-label and per-language tables.
+
+    metrics (Mapping[str, Any]): From evaluation.compute_metrics.
+    """
+    overall = metrics["overall"]
+    msg.divider(f"Overall ({metrics['n_docs']} documents)")
+    keys = ["micro_p", "micro_r", "micro_f", "macro_p", "macro_r", "macro_f", "macro_auc"]
+    msg.table([(key, _fmt(overall[key])) for key in keys], aligns=("l", "r"))
+    msg.divider("Per label")
+    rows: List[List[str]] = []
+    for label in metrics["labels"]:
+        values: Dict[str, Any] = overall["per_label"].get(label, {})
+        rows.append(
+            [label, _fmt(metrics["thresholds"][label])]
+            + [_fmt(values.get(k)) for k in ("p", "r", "f", "auc")]
+            + [str(values.get("support", "-")), str(values.get("n_known", "-"))]
+        )
+    header = ["label", "threshold", "P", "R", "F", "AUC", "positives", "annotated"]
+    msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * 7)
+    msg.divider("Per language")
+    rows = [
+        [lang, str(scores["n_docs"])]
+        + [_fmt(scores[k]) for k in ("micro_p", "micro_r", "micro_f", "macro_f", "macro_auc")]
+        for lang, scores in metrics["per_language"].items()
+    ]
+    header = ["language", "docs", "micro P", "micro R", "micro F", "macro F", "macro AUC"]
+    msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * 6)

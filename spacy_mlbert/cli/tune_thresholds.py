@@ -1,0 +1,68 @@
+"""``spacy-mlbert tune-thresholds MODEL DEV --output MODEL_OUT``: per-label thresholds for F1."""
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import typer
+from wasabi import msg
+
+from ..errors import coded_message
+from ._app import app
+
+
+@app.command("tune-thresholds")
+def tune_thresholds_cli(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Pipeline folder with an mlbert_textcat component"),
+    dev: Path = typer.Argument(..., metavar="DEV", help="Gold dev data: a .spacy file or a folder of them"),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the tuned pipeline"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Texts per batch"),
+) -> None:
+    """Tune per-label decision thresholds for F1 on dev data.
+
+    Each label gets the threshold that maximises its F1 on the dev data; the
+    pipeline is saved with them. Labels without a positive in the dev data
+    keep their threshold.
+    """
+    # imported here so that `--help` of other commands stays fast
+    from ..thresholds import tune_pipeline
+
+    try:
+        msg.info(f"Tuning the thresholds of {model} on {dev}")
+        result = tune_pipeline(model, dev, output, batch_size=batch_size)
+    except (OSError, ValueError) as err:
+        # coded messages say what to do; a traceback would only hide them
+        msg.fail(coded_message(err))
+        raise typer.Exit(code=1) from None
+    print_comparison(result)
+    if result["untuned"]:
+        msg.warn(
+            f"{len(result['untuned'])} label(s) have no positive in the dev data and "
+            f"keep their threshold: {', '.join(result['untuned'])}"
+        )
+    msg.good(f"Saved the tuned pipeline to {output}")
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def print_comparison(result: Mapping[str, Any]) -> None:
+    """Print thresholds and F1 per label before and after tuning, and the averages.
+
+    result (Mapping[str, Any]): From thresholds.tune_pipeline.
+    """
+    before, after = result["before"], result["after"]
+    msg.divider(f"Thresholds tuned on {result['n_docs']} documents")
+    rows = [
+        [
+            label,
+            _fmt(before["thresholds"][label]),
+            _fmt(after["thresholds"][label]),
+            _fmt(before["per_label_f"].get(label)),
+            _fmt(after["per_label_f"].get(label)),
+        ]
+        for label in result["labels"]
+    ]
+    for key, name in (("macro_f", "macro F"), ("micro_f", "micro F")):
+        rows.append([name, "", "", _fmt(before[key]), _fmt(after[key])])
+    header = ["label", "threshold before", "after", "F before", "F after"]
+    msg.table(rows, header=header, divider=True, aligns=("l", "r", "r", "r", "r"))

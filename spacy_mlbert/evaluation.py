@@ -1,0 +1,280 @@
+"""Evaluate an ``mlbert_textcat`` pipeline on gold documents, overall and per language.
+
+Prediction and scoring are separate steps: :func:`predict_arrays` runs the
+pipeline once and keeps the gold values, the probabilities and each document's
+language, so that metrics (:func:`compute_metrics`), threshold tuning and
+precision-recall curves can all reuse the same predictions.
+"""
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+
+import numpy
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+from .errors import Errors
+from .extensions import install_extensions
+from .metrics import examples_to_arrays, multilabel_scores
+from .pipeline import MultiLabelBertCategorizer
+
+logger = logging.getLogger("spacy_mlbert")
+
+TEXTCAT_FACTORY = "mlbert_textcat"
+# Language key for gold documents whose doc._.mlbert_lang is not set.
+UNKNOWN_LANG = "unknown"
+DEFAULT_BATCH_SIZE = 64
+
+DocsOrPath = Union[str, Path, Iterable[Doc]]
+
+
+@dataclass
+class PredictionArrays:
+    """Gold values and predicted probabilities of one data set; row i is gold doc i.
+
+    labels (List[str]): Column names: the component's labels.
+    y_true (numpy.ndarray): (n_docs, n_labels) gold 0/1 values (0 where unknown).
+    y_prob (numpy.ndarray): (n_docs, n_labels) predicted probabilities.
+    known (numpy.ndarray): (n_docs, n_labels) True where the gold value is annotated.
+    langs (List[str]): Each document's language ("unknown" where not set).
+    ids (List[Optional[str]]): Each document's record id, None where not set.
+    """
+
+    labels: List[str]
+    y_true: numpy.ndarray
+    y_prob: numpy.ndarray
+    known: numpy.ndarray
+    langs: List[str] = field(default_factory=list)
+    ids: List[Optional[str]] = field(default_factory=list)
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.y_true.shape[0])
+
+    def language_counts(self) -> Dict[str, int]:
+        """RETURNS (Dict[str, int]): Number of documents per language, sorted by language."""
+        counts: Dict[str, int] = {}
+        for lang in self.langs:
+            counts[lang] = counts.get(lang, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def select(self, rows: numpy.ndarray) -> "PredictionArrays":
+        """The rows where the boolean mask ``rows`` is True.
+
+        rows (numpy.ndarray): (n_docs,) boolean mask.
+        RETURNS (PredictionArrays): A new object with those rows only.
+        """
+        indices = numpy.flatnonzero(rows)
+        return PredictionArrays(
+            labels=list(self.labels),
+            y_true=self.y_true[indices],
+            y_prob=self.y_prob[indices],
+            known=self.known[indices],
+            langs=[self.langs[i] for i in indices],
+            ids=[self.ids[i] for i in indices],
+        )
+
+    def by_language(self) -> Dict[str, "PredictionArrays"]:
+        """RETURNS (Dict[str, PredictionArrays]): The rows of each language, sorted by language."""
+        langs = numpy.asarray(self.langs, dtype=object)
+        return {lang: self.select(langs == lang) for lang in self.language_counts()}
+
+
+def load_pipeline(path: Union[str, Path]) -> Language:
+    """Load a pipeline that has an ``mlbert_textcat`` component.
+
+    path (Union[str, Path]): A pipeline folder (e.g. training/model-best) or
+        the name of an installed pipeline package.
+    RETURNS (Language): The loaded pipeline.
+    """
+    install_extensions()
+    path = Path(path)
+    if not path.exists():
+        if spacy.util.is_package(str(path)):
+            nlp = spacy.load(str(path))
+            find_textcat(nlp, path)
+            return nlp
+        raise ValueError(Errors.E012.format(path=path, hint="The path does not exist."))
+    if not path.is_dir() or not (path / "config.cfg").is_file():
+        hint = (
+            "Give the folder written by `spacy train` (e.g. training/model-best) "
+            "or by nlp.to_disk()."
+        )
+        raise ValueError(Errors.E012.format(path=path, hint=hint))
+    nlp = spacy.load(path)
+    find_textcat(nlp, path)
+    return nlp
+
+
+def find_textcat(
+    nlp: Language, path: Optional[Union[str, Path]] = None
+) -> Tuple[str, MultiLabelBertCategorizer]:
+    """The first active pipe made by the ``mlbert_textcat`` factory.
+
+    nlp (Language): The pipeline.
+    path (Optional[Union[str, Path]]): Where the pipeline came from, for the error.
+    RETURNS (Tuple[str, MultiLabelBertCategorizer]): The pipe's name and the pipe.
+    """
+    for name, pipe in nlp.pipeline:
+        if nlp.get_pipe_meta(name).factory == TEXTCAT_FACTORY:
+            return name, pipe
+    where = path if path is not None else nlp.meta.get("name", "<in memory>")
+    raise ValueError(Errors.E013.format(path=where, factory=TEXTCAT_FACTORY))
+
+
+def docbin_files(path: Union[str, Path]) -> List[Path]:
+    """The .spacy files to read: ``path`` itself, or those under a folder.
+
+    path (Union[str, Path]): A .spacy file or a folder of them.
+    RETURNS (List[Path]): The files, sorted.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(Errors.E050.format(path=path))
+    if path.is_file():
+        return [path]
+    files = sorted(
+        p
+        for p in path.rglob("*.spacy")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+    if not files:
+        raise ValueError(Errors.E051.format(path=path, detail="the folder holds no .spacy file"))
+    return files
+
+
+def read_gold_docs(nlp: Language, path: Union[str, Path]) -> Iterator[Doc]:
+    """Stream the gold documents of a .spacy file (or folder), user data included.
+
+    nlp (Language): Gives the vocab.
+    path (Union[str, Path]): A .spacy file or a folder of them.
+    YIELDS (Doc): The gold documents, in file order.
+    """
+    install_extensions()
+    for file in docbin_files(path):
+        try:
+            doc_bin = DocBin(store_user_data=True).from_disk(file)
+        except (ValueError, KeyError, TypeError) as err:
+            # DocBin reports format problems as any of these; say which file
+            raise ValueError(Errors.E051.format(path=file, detail=err)) from err
+        yield from doc_bin.get_docs(nlp.vocab)
+
+
+def predict_arrays(
+    nlp: Language,
+    path_or_docs: DocsOrPath,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> PredictionArrays:
+    """Predict every gold document's text and collect the arrays for scoring.
+
+    The pipeline runs on new documents made from the gold texts, so the gold
+    ``doc.cats`` can neither leak into nor be overwritten by the predictions.
+
+    nlp (Language): A pipeline with an ``mlbert_textcat`` component.
+    path_or_docs (Union[str, Path, Iterable[Doc]]): A .spacy file or folder,
+        or the gold documents themselves.
+    batch_size (int): Texts per batch for nlp.pipe.
+    RETURNS (PredictionArrays): Gold values, probabilities, known-mask,
+        languages and ids, in gold document order.
+    """
+    check_batch_size(batch_size)
+    install_extensions()
+    name, textcat = find_textcat(nlp)
+    labels = list(textcat.labels)
+    if isinstance(path_or_docs, (str, Path)):
+        where = str(path_or_docs)
+        gold_docs: Iterable[Doc] = read_gold_docs(nlp, path_or_docs)
+    else:
+        where = "<docs>"
+        gold_docs = path_or_docs
+    gold_labels: Dict[str, None] = {}  # an ordered set
+    langs: List[str] = []
+    ids: List[Optional[str]] = []
+    chunks: List[Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]] = []
+    examples: List[Example] = []
+    pairs = nlp.pipe(((doc.text, doc) for doc in gold_docs), as_tuples=True, batch_size=batch_size)
+    for predicted, gold in pairs:
+        gold_labels.update(dict.fromkeys(gold.cats))
+        lang = gold._.mlbert_lang
+        langs.append(str(lang) if lang else UNKNOWN_LANG)
+        ids.append(gold._.mlbert_id)
+        examples.append(Example(predicted, gold))
+        # convert per batch so that the documents themselves are not all kept
+        if len(examples) >= batch_size:
+            chunks.append(examples_to_arrays(examples, labels))
+            examples = []
+    if examples:
+        chunks.append(examples_to_arrays(examples, labels))
+    if not chunks:
+        raise ValueError(Errors.E052.format(path=where, action="evaluate"))
+    y_true, y_prob, known = (numpy.concatenate(parts) for parts in zip(*chunks))
+    if not known.any():
+        raise ValueError(
+            Errors.E053.format(
+                n_docs=len(langs), path=where, name=name, labels=labels, found=list(gold_labels)
+            )
+        )
+    extra = [label for label in gold_labels if label not in textcat.labels]
+    if extra:
+        logger.warning(
+            "Gold labels %s in '%s' are not labels of component '%s'; they are ignored.",
+            extra,
+            where,
+            name,
+        )
+    return PredictionArrays(labels, y_true, y_prob, known, langs, ids)
+
+
+def compute_metrics(arrays: PredictionArrays, thresholds: Mapping[str, float]) -> Dict[str, Any]:
+    """Overall and per-language scores of predictions at the given thresholds.
+
+    arrays (PredictionArrays): From predict_arrays.
+    thresholds (Mapping[str, float]): Decision threshold per label.
+    RETURNS (Dict[str, Any]): JSON-serialisable: overall and per_language
+        (each from metrics.multilabel_scores), labels, thresholds, n_docs and
+        languages ({lang: number of documents}).
+    """
+    thresholds = {label: float(thresholds.get(label, 0.5)) for label in arrays.labels}
+    overall = multilabel_scores(arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, thresholds)
+    per_language = {
+        lang: multilabel_scores(part.y_true, part.y_prob, part.known, part.labels, thresholds)
+        for lang, part in arrays.by_language().items()
+    }
+    return {
+        "overall": overall,
+        "per_language": per_language,
+        "labels": list(arrays.labels),
+        "thresholds": thresholds,
+        "n_docs": arrays.n_docs,
+        "languages": arrays.language_counts(),
+    }
+
+
+def evaluate_docbin(
+    nlp: Language,
+    path_or_docs: DocsOrPath,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Dict[str, Any]:
+    """Score a pipeline on gold documents with the component's own thresholds.
+
+    nlp (Language): A pipeline with an ``mlbert_textcat`` component.
+    path_or_docs (Union[str, Path, Iterable[Doc]]): A .spacy file or folder,
+        or the gold documents.
+    batch_size (int): Texts per batch for nlp.pipe.
+    RETURNS (Dict[str, Any]): See compute_metrics.
+    """
+    arrays = predict_arrays(nlp, path_or_docs, batch_size=batch_size)
+    _, textcat = find_textcat(nlp)
+    return compute_metrics(arrays, textcat.thresholds)
+
+
+def check_batch_size(batch_size: Any) -> None:
+    """Raise a coded error unless ``batch_size`` is a positive integer."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(Errors.E058.format(value=batch_size))
+

@@ -1,0 +1,259 @@
+"""A Markdown report and PNG plots of evaluation metrics.
+
+The plots use matplotlib's object API on an Agg canvas, never pyplot, so
+writing a report neither needs a display nor changes the global backend of a
+program that imports this module.
+"""
+import logging
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy
+
+from .errors import Errors
+from .evaluation import PredictionArrays
+
+logger = logging.getLogger("spacy_mlbert")
+
+REPORT_FILE = "report.md"
+F1_PLOT_FILE = "f1_per_language.png"
+PR_PLOT_FILE = "pr_curves.png"
+REQUIRED_KEYS = ("overall", "per_language", "labels", "thresholds", "n_docs", "languages")
+# Write the value into each heatmap cell only while the cells stay readable.
+MAX_ANNOTATED_CELLS = 400
+
+
+def write_report(
+    metrics: Mapping[str, Any],
+    arrays: Optional[PredictionArrays],
+    output_dir: Union[str, Path],
+) -> Dict[str, Path]:
+    """Write report.md, f1_per_language.png and (with arrays) pr_curves.png.
+
+    metrics (Mapping[str, Any]): From evaluation.evaluate_docbin / compute_metrics.
+    arrays (Optional[PredictionArrays]): The predictions behind the metrics;
+        needed for the precision-recall curves, which are skipped without them.
+    output_dir (Union[str, Path]): Folder to write to; created if missing.
+    RETURNS (Dict[str, Path]): The files written: "markdown", "f1_plot" and
+        "pr_plot" (the last only with arrays).
+    """
+    for key in REQUIRED_KEYS:
+        if key not in metrics:
+            raise ValueError(Errors.E065.format(key=key))
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(Errors.E062.format(path=output_dir))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = {"markdown": output_dir / REPORT_FILE, "f1_plot": output_dir / F1_PLOT_FILE}
+    plot_f1_per_language(metrics, written["f1_plot"])
+    if arrays is not None:
+        written["pr_plot"] = output_dir / PR_PLOT_FILE
+        plot_pr_curves(arrays, metrics, written["pr_plot"])
+    written["markdown"].write_text(
+        markdown_report(metrics, plots=[p.name for k, p in written.items() if k != "markdown"]),
+        encoding="utf8",
+    )
+    logger.info("Wrote the evaluation report to '%s'.", output_dir)
+    return written
+
+
+# --- Markdown ---------------------------------------------------------------
+
+
+def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
+    """The report as Markdown text.
+
+    metrics (Mapping[str, Any]): From evaluation.compute_metrics.
+    plots (Sequence[str]): Image files (relative to the report) to embed.
+    RETURNS (str): The Markdown.
+    """
+    labels: List[str] = list(metrics["labels"])
+    overall = metrics["overall"]
+    per_language = metrics["per_language"]
+    lines = [
+        "# Evaluation report",
+        "",
+        f"{metrics['n_docs']} documents, {len(metrics['languages'])} language(s), "
+        f"{len(labels)} label(s). A label missing from a document's gold "
+        "annotation is unknown there and not scored; '–' marks a label with "
+        "no annotation at all.",
+        "",
+        "## Overall",
+        "",
+    ]
+    lines += _table(
+        ["Metric", "Value"],
+        [
+            [name, _num(overall.get(key))]
+            for name, key in [
+                ("Micro precision", "micro_p"),
+                ("Micro recall", "micro_r"),
+                ("Micro F1", "micro_f"),
+                ("Macro precision", "macro_p"),
+                ("Macro recall", "macro_r"),
+                ("Macro F1", "macro_f"),
+                ("Macro ROC AUC", "macro_auc"),
+            ]
+        ],
+    )
+    lines += ["", "## Per label", ""]
+    rows = []
+    for label in labels:
+        values = overall["per_label"].get(label)
+        threshold = _num(metrics["thresholds"].get(label))
+        if values is None:
+            rows.append([label, threshold] + ["–"] * 6)
+            continue
+        rows.append(
+            [label, threshold]
+            + [_num(values[k]) for k in ("p", "r", "f", "auc")]
+            + [str(values["support"]), str(values["n_known"])]
+        )
+    lines += _table(
+        ["Label", "Threshold", "Precision", "Recall", "F1", "ROC AUC", "Positives", "Annotated"],
+        rows,
+    )
+    lines += ["", "## F1 per language and label", ""]
+    lines += _table(
+        ["Language", "Docs", "Macro F1", "Micro F1"] + labels,
+        [
+            [lang, str(scores["n_docs"]), _num(scores["macro_f"]), _num(scores["micro_f"])]
+            + [_num(scores["per_label"].get(label, {}).get("f")) for label in labels]
+            for lang, scores in per_language.items()
+        ],
+    )
+    lines += [
+        "",
+        "## Counts",
+        "",
+        "Positives / annotated documents per language and label.",
+        "",
+    ]
+    count_rows = []
+    for lang, scores in list(per_language.items()) + [("all", overall)]:
+        row = [lang, str(scores["n_docs"])]
+        for label in labels:
+            values = scores["per_label"].get(label)
+            row.append(f"{values['support']} / {values['n_known']}" if values else "–")
+        count_rows.append(row)
+    lines += _table(["Language", "Docs"] + labels, count_rows)
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{Path(name).stem}]({name})" for name in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: Optional[float]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.3f}"
+
+
+def _cell(text: str) -> str:
+    # a pipe or newline in a label would break the table
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |"]
+    lines.append("|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|")
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+# --- plots ------------------------------------------------------------------
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def plot_f1_per_language(metrics: Mapping[str, Any], path: Union[str, Path]) -> Path:
+    """A heatmap of F1 per language (rows, "all" first) and label (columns).
+
+    Grey cells: the label is not annotated for that language.
+
+    metrics (Mapping[str, Any]): From evaluation.compute_metrics.
+    path (Union[str, Path]): The PNG file to write.
+    RETURNS (Path): The path written.
+    """
+    labels = list(metrics["labels"])
+    rows = [("all", metrics["overall"])] + list(metrics["per_language"].items())
+    values = numpy.full((len(rows), len(labels)), numpy.nan)
+    for i, (_, scores) in enumerate(rows):
+        for j, label in enumerate(labels):
+            if label in scores["per_label"]:
+                values[i, j] = scores["per_label"][label]["f"]
+    figure = _figure(max(4.0, 1.0 + 0.6 * len(labels)), max(2.5, 1.2 + 0.4 * len(rows)))
+    axes = figure.add_subplot(1, 1, 1)
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
+    image = axes.imshow(numpy.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(labels)), labels=labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(rows)), labels=[name for name, _ in rows])
+    axes.set_title("F1 per language and label")
+    if len(rows) > 1:
+        axes.axhline(0.5, color="white", linewidth=3)  # sets "all" apart
+    if values.size <= MAX_ANNOTATED_CELLS:
+        for (i, j), value in numpy.ndenumerate(values):
+            if not numpy.isnan(value):
+                colour = "black" if value > 0.6 else "white"
+                axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+    figure.colorbar(image, ax=axes, label="F1")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return Path(path)
+
+
+def plot_pr_curves(
+    arrays: PredictionArrays, metrics: Mapping[str, Any], path: Union[str, Path]
+) -> Path:
+    """Precision-recall curves, one panel per label, over its annotated
+    documents, with a dot at the label's decision threshold.
+
+    arrays (PredictionArrays): The predictions.
+    metrics (Mapping[str, Any]): The metrics of these predictions, for the
+        thresholds and the precision and recall at them.
+    path (Union[str, Path]): The PNG file to write.
+    RETURNS (Path): The path written.
+    """
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    labels = list(arrays.labels)
+    n_cols = min(4, max(1, len(labels)))
+    n_rows = max(1, math.ceil(len(labels) / n_cols))
+    figure = _figure(3.2 * n_cols, 3.0 * n_rows)
+    for j, label in enumerate(labels):
+        axes = figure.add_subplot(n_rows, n_cols, j + 1)
+        axes.set_title(label, fontsize=9)
+        axes.set_xlim(0.0, 1.0)
+        axes.set_ylim(0.0, 1.02)
+        axes.set_xlabel("recall", fontsize=8)
+        axes.set_ylabel("precision", fontsize=8)
+        mask = arrays.known[:, j]
+        gold = arrays.y_true[mask, j] >= 0.5
+        probs = arrays.y_prob[mask, j]
+        if not gold.any():
+            # the curve is undefined without a positive
+            axes.text(0.5, 0.5, "no positives", ha="center", va="center", transform=axes.transAxes)
+            continue
+        precision, recall, _ = precision_recall_curve(gold, probs)
+        ap = average_precision_score(gold, probs)
+        axes.step(recall, precision, where="post", label=f"AP {ap:.2f}")
+        threshold = float(metrics["thresholds"].get(label, 0.5))
+        point = metrics["overall"]["per_label"].get(label)
+        if point is not None:
+            axes.plot([point["r"]], [point["p"]], "o", color="red", label=f"t={threshold:.2f}")
+        axes.axhline(gold.mean(), color="grey", linestyle=":", linewidth=0.8)
+        axes.legend(loc="lower left", fontsize=7)
+    figure.suptitle("Precision-recall per label")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return Path(path)

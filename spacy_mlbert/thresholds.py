@@ -1,0 +1,239 @@
+"""Tune each label's decision threshold for F1 on development data.
+
+One threshold per label, chosen on its own: with imbalanced multi-label data
+the best cut-off of a rare label is often far from 0.5. The search is exact:
+every cut between two distinct probabilities is tried (at the 6 decimals the
+component keeps), so no grid can miss the best one.
+"""
+import logging
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy
+
+from .errors import Errors
+from .evaluation import (
+    DEFAULT_BATCH_SIZE,
+    PredictionArrays,
+    find_textcat,
+    load_pipeline,
+    predict_arrays,
+)
+from .metrics import multilabel_scores
+from .pipeline import PRECISION
+
+logger = logging.getLogger("spacy_mlbert")
+
+DEFAULT_THRESHOLD = 0.5
+# F1 values closer than this count as a tie (they come from integer counts,
+# so real differences are far larger).
+TIE_TOLERANCE = 1e-12
+# The component rounds its thresholds (for exact JSON round trips): candidates
+# are rounded alike, so a tuned threshold decides exactly as it was scored.
+SAVED_DECIMALS = PRECISION
+
+
+def candidate_thresholds(probs: numpy.ndarray) -> numpy.ndarray:
+    """Every distinct way to cut the probabilities, plus 0.5 (and 0.0).
+
+    A threshold t marks ``prob >= t`` positive. The candidates are the
+    midpoints between consecutive distinct probabilities, with 0 and 1 as
+    outer bounds so that "every text positive" can be chosen too. They are
+    rounded as the component rounds its thresholds, and each is checked in the
+    dtype of ``probs`` (float32 for the component), so a threshold scores
+    the same here, in the metrics and in the reloaded pipeline.
+
+    probs (numpy.ndarray): 1d probabilities of one label.
+    RETURNS (numpy.ndarray): Sorted unique candidates (float64).
+    """
+    dtype = probs.dtype if probs.dtype.kind == "f" else numpy.dtype("f8")
+    values = numpy.unique(numpy.concatenate([probs.astype(dtype), numpy.asarray([0.0, 1.0], dtype)]))
+    lower, upper = values[:-1], values[1:]
+    mids = numpy.round((lower.astype("f8") + upper.astype("f8")) / 2, SAVED_DECIMALS)
+    # neighbouring float32 values have no float32 between them (and rounding
+    # can move a midpoint onto the lower one): the upper one is then the cut
+    mids = numpy.where(mids.astype(dtype) > lower, mids, numpy.round(upper.astype("f8"), SAVED_DECIMALS))
+    # 0.0 keeps every text positive even where a probability is exactly 0
+    return numpy.unique(numpy.concatenate([mids, [0.0, DEFAULT_THRESHOLD]]))
+
+
+def f1_at_thresholds(
+    gold: numpy.ndarray, probs: numpy.ndarray, candidates: numpy.ndarray
+) -> numpy.ndarray:
+    """F1 of one label at many thresholds at once (sort once, then count).
+
+    gold (numpy.ndarray): 1d bool, True for positives.
+    probs (numpy.ndarray): 1d probabilities.
+    candidates (numpy.ndarray): 1d thresholds; compared in the dtype of ``probs``.
+    RETURNS (numpy.ndarray): F1 per candidate; 0.0 where it is 0/0.
+    """
+    order = numpy.argsort(probs, kind="stable")
+    sorted_probs = probs[order]
+    # positives among the texts from position i to the end, i = 0..n
+    positives_from = numpy.concatenate([numpy.cumsum(gold[order][::-1])[::-1], [0]])
+    n_pos = int(gold.sum())
+    first_kept = numpy.searchsorted(sorted_probs, candidates.astype(probs.dtype), side="left")
+    tp = positives_from[first_kept]
+    n_pred = probs.shape[0] - first_kept
+    # 2TP / (2TP + FP + FN) == 2TP / (predicted + actual positives)
+    denominator = n_pred + n_pos
+    return numpy.where(denominator > 0, 2 * tp / numpy.maximum(denominator, 1), 0.0)
+
+
+def best_threshold(
+    gold: numpy.ndarray, probs: numpy.ndarray, candidates: Optional[numpy.ndarray] = None
+) -> Tuple[float, float]:
+    """The candidate with the highest F1; ties go to the one closest to 0.5
+    (then to the lower one), the least surprising of equally good choices.
+
+    gold (numpy.ndarray): 1d bool, True for positives.
+    probs (numpy.ndarray): 1d probabilities.
+    candidates (Optional[numpy.ndarray]): Thresholds to try; default
+        candidate_thresholds(probs).
+    RETURNS (Tuple[float, float]): The threshold and its F1.
+    """
+    if candidates is None:
+        candidates = candidate_thresholds(probs)
+    scores = f1_at_thresholds(gold, probs, candidates)
+    best = scores.max()
+    tied = candidates[scores >= best - TIE_TOLERANCE].astype("f8")
+    distance = numpy.abs(tied - DEFAULT_THRESHOLD)
+    choice = tied[numpy.lexsort((tied, distance))[0]]
+    return float(choice), float(best)
+
+
+def tune_thresholds(
+    y_true: numpy.ndarray,
+    y_prob: numpy.ndarray,
+    known: numpy.ndarray,
+    labels: Sequence[str],
+    *,
+    grid: Optional[Sequence[float]] = None,
+    fallback: Optional[Mapping[str, float]] = None,
+) -> Dict[str, float]:
+    """Per label, the threshold that maximises that label's F1 on the data.
+
+    Only the annotated cells of a label count. A label without an annotated
+    positive cannot be tuned (every threshold gives F1 = 0) and keeps its
+    fallback threshold.
+
+    y_true (numpy.ndarray): (n_docs, n_labels) gold 0/1 values.
+    y_prob (numpy.ndarray): (n_docs, n_labels) predicted probabilities.
+    known (numpy.ndarray): (n_docs, n_labels) True where the gold value is annotated.
+    labels (Sequence[str]): Column names.
+    grid (Optional[Sequence[float]]): Thresholds to try instead of every cut
+        between distinct probabilities; 0.5 is always tried.
+    fallback (Optional[Mapping[str, float]]): Threshold of the labels that
+        cannot be tuned; 0.5 for labels it does not name.
+    RETURNS (Dict[str, float]): {label: threshold}, in label order.
+    """
+    y_true, y_prob, known = _check_arrays(y_true, y_prob, known, labels)
+    fixed_candidates = _grid_candidates(grid) if grid is not None else None
+    fallback = fallback or {}
+    thresholds: Dict[str, float] = {}
+    for j, label in enumerate(labels):
+        mask = known[:, j]
+        gold = y_true[mask, j] >= 0.5
+        if not gold.any():
+            thresholds[label] = float(fallback.get(label, DEFAULT_THRESHOLD))
+            continue
+        thresholds[label], _ = best_threshold(gold, y_prob[mask, j], fixed_candidates)
+    return thresholds
+
+
+def tunable_labels(known: numpy.ndarray, y_true: numpy.ndarray, labels: Sequence[str]) -> Dict[str, bool]:
+    """RETURNS (Dict[str, bool]): Whether each label has an annotated positive."""
+    positives = ((y_true >= 0.5) & known).any(axis=0)
+    return {label: bool(positives[j]) for j, label in enumerate(labels)}
+
+
+def tune_pipeline(
+    model_path: Union[str, Path],
+    dev_path: Union[str, Path],
+    output_path: Union[str, Path],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    grid: Optional[Sequence[float]] = None,
+) -> Dict[str, Any]:
+    """Tune the thresholds of a pipeline on dev data and save it with them.
+
+    Labels that cannot be tuned (no positive in the dev data) keep the
+    thresholds they had.
+
+    model_path (Union[str, Path]): The pipeline to tune.
+    dev_path (Union[str, Path]): Gold dev data, a .spacy file or folder.
+    output_path (Union[str, Path]): Folder for the tuned pipeline.
+    batch_size (int): Texts per batch for nlp.pipe.
+    grid (Optional[Sequence[float]]): See tune_thresholds.
+    RETURNS (Dict[str, Any]): labels, n_docs, untuned (labels kept as they
+        were), output, and before/after, each with thresholds, macro_f,
+        micro_f and per_label_f ({label: F1}, annotated labels only).
+    """
+    output_path = Path(output_path)
+    _check_output(Path(model_path), output_path)
+    nlp = load_pipeline(model_path)
+    _, textcat = find_textcat(nlp, model_path)
+    arrays = predict_arrays(nlp, dev_path, batch_size=batch_size)
+    before = dict(textcat.thresholds)
+    after = tune_thresholds(
+        arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, grid=grid, fallback=before
+    )
+    textcat.set_thresholds(after)
+    output_path.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(output_path)
+    logger.info("Saved the pipeline with tuned thresholds to '%s'.", output_path)
+    tunable = tunable_labels(arrays.known, arrays.y_true, arrays.labels)
+    return {
+        "labels": list(arrays.labels),
+        "n_docs": arrays.n_docs,
+        "untuned": [label for label, ok in tunable.items() if not ok],
+        "output": str(output_path),
+        "before": _summary(arrays, before),
+        "after": _summary(arrays, after),
+    }
+
+
+def _summary(arrays: PredictionArrays, thresholds: Mapping[str, float]) -> Dict[str, Any]:
+    scores = multilabel_scores(arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, thresholds)
+    return {
+        "thresholds": dict(thresholds),
+        "macro_f": scores["macro_f"],
+        "micro_f": scores["micro_f"],
+        "per_label_f": {label: values["f"] for label, values in scores["per_label"].items()},
+    }
+
+
+def _check_arrays(
+    y_true: Any, y_prob: Any, known: Any, labels: Sequence[str]
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    y_true = numpy.asarray(y_true)
+    y_prob = numpy.asarray(y_prob)
+    if y_prob.dtype.kind != "f":
+        y_prob = y_prob.astype("f8")
+    known = numpy.asarray(known, dtype=bool)
+    shapes = [y_true.shape, y_prob.shape, known.shape]
+    if any(len(shape) != 2 or shape != (y_true.shape[0], len(labels)) for shape in shapes):
+        raise ValueError(Errors.E055.format(n_labels=len(labels), shapes=shapes))
+    return y_true, y_prob, known
+
+
+def _grid_candidates(grid: Sequence[float]) -> numpy.ndarray:
+    values = []
+    for value in grid:
+        is_number = isinstance(value, (int, float, numpy.integer, numpy.floating))
+        if isinstance(value, bool) or not is_number or not 0.0 <= value <= 1.0:
+            raise ValueError(Errors.E054.format(value=value))
+        values.append(round(float(value), SAVED_DECIMALS))
+    # kept in float64 so that the chosen value is returned as given;
+    # f1_at_thresholds compares in the probabilities' dtype
+    return numpy.unique(numpy.asarray(values + [DEFAULT_THRESHOLD], dtype="f8"))
+
+
+def _check_output(model_path: Path, output_path: Path) -> None:
+    if output_path.exists() and model_path.exists() and output_path.resolve() == model_path.resolve():
+        raise ValueError(Errors.E056.format(path=output_path))
+    if output_path.exists():
+        is_empty_dir = output_path.is_dir() and not any(output_path.iterdir())
+        is_pipeline = output_path.is_dir() and (output_path / "config.cfg").is_file()
+        if not (is_empty_dir or is_pipeline):
+            raise ValueError(Errors.E057.format(path=output_path))

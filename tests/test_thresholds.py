@@ -1,0 +1,244 @@
+"""Per-label threshold tuning: exact answers on hand-made arrays, the search
+against brute force, and `tune-thresholds` on a tiny pipeline."""
+import json
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import srsly
+from spacy.tokens import DocBin
+from spacy.util import fix_random_seed, make_tempdir
+from typer.testing import CliRunner
+
+from encoders import build_tiny_xlmr
+from spacy_mlbert import install_extensions
+from spacy_mlbert.cli import app
+from spacy_mlbert.evaluation import evaluate_docbin, find_textcat
+from spacy_mlbert.metrics import multilabel_scores
+from spacy_mlbert.thresholds import (
+    best_threshold,
+    candidate_thresholds,
+    tune_pipeline,
+    tune_thresholds,
+)
+from util import TOKENIZER_TEXTS, TRAIN_DATA, make_examples, make_nlp
+
+LABELS = ["positive", "negative", "useful", "slow"]
+
+
+def label_f1(y_true, y_prob, known, labels, thresholds):
+    scores = multilabel_scores(y_true, y_prob, known, labels, thresholds)["per_label"]
+    return {label: scores[label]["f"] for label in scores}
+
+
+# --- pure arrays --------------------------------------------------------------
+
+
+def test_separable_label_keeps_05_when_it_is_among_the_best():
+    gold = numpy.asarray([1, 1, 0, 0], dtype=bool)
+    probs = numpy.asarray([0.9, 0.8, 0.3, 0.2], dtype="f")
+    assert best_threshold(gold, probs) == (0.5, 1.0)
+
+
+def test_exact_midpoint_when_05_is_not_best():
+    gold = numpy.asarray([1, 1, 0, 0], dtype=bool)
+    probs = numpy.asarray([0.4, 0.35, 0.1, 0.05], dtype="f")
+    threshold, f1 = best_threshold(gold, probs)
+    # every cut in (0.1, 0.35] separates the classes; the midpoint is chosen
+    assert threshold == pytest.approx(0.225, abs=1e-7) and f1 == 1.0
+    high = numpy.asarray([0.97, 0.95, 0.9, 0.6], dtype="f")
+    threshold, f1 = best_threshold(gold, high)
+    assert threshold == pytest.approx(0.925, abs=1e-7) and f1 == 1.0
+
+
+def test_ties_go_to_the_threshold_closest_to_05():
+    gold = numpy.asarray([1, 0, 1, 0], dtype=bool)
+    probs = numpy.asarray([0.8, 0.2, 0.7, 0.6], dtype="f")
+    # F1 is 1.0 for any cut in (0.6, 0.7]; of the candidates only 0.65 is there
+    assert best_threshold(gold, probs)[0] == pytest.approx(0.65, abs=1e-7)
+    # F1 is 1.0 at 0.4, 0.5 and 0.6: 0.5 itself wins
+    gold = numpy.asarray([1, 0], dtype=bool)
+    probs = numpy.asarray([0.7, 0.1], dtype="f")
+    assert best_threshold(gold, probs) == (0.5, 1.0)
+    # equally good and equally far from 0.5: the lower one
+    assert best_threshold(gold, probs, numpy.asarray([0.6, 0.4]))[0] == 0.4
+    assert best_threshold(gold, probs, numpy.asarray([0.3, 0.55, 0.65]))[0] == 0.55
+
+
+def test_candidates():
+    probs = numpy.asarray([0.4, 0.35, 0.1, 0.05, 0.1], dtype="f")
+    expected = [0.0, 0.025, 0.075, 0.225, 0.375, 0.5, 0.7]
+    numpy.testing.assert_allclose(candidate_thresholds(probs), expected, atol=1e-7)
+    # candidates have the component's 6 decimals: 2e-6 apart can be cut ...
+    gold = numpy.asarray([False, True])
+    probs = numpy.asarray([0.3, 0.300002], dtype="f")
+    threshold, f1 = best_threshold(gold, probs)
+    assert f1 == 1.0 and threshold == round(threshold, 6)
+    assert (probs >= threshold).tolist() == [False, True]
+    # ... neighbouring float32 values cannot, and the F1 says so
+    low = numpy.float32(0.3)
+    probs = numpy.asarray([low, numpy.nextafter(low, numpy.float32(1.0))])
+    threshold, f1 = best_threshold(gold, probs)
+    predicted = probs >= threshold
+    assert f1 == pytest.approx(2 * (gold & predicted).sum() / (predicted.sum() + gold.sum()))
+
+
+def test_all_positive_can_be_chosen():
+    gold = numpy.asarray([1, 1, 1, 0], dtype=bool)
+    probs = numpy.asarray([0.1, 0.0, 0.2, 0.3], dtype="f")
+    threshold, f1 = best_threshold(gold, probs)
+    assert f1 == pytest.approx(6 / 7)  # every text positive: P 3/4, R 1
+    assert threshold == 0.0
+
+
+def test_tune_thresholds_ignores_unknown_cells():
+    y_true = numpy.asarray([[1], [0], [1], [0]], dtype="f")
+    y_prob = numpy.asarray([[0.3], [0.2], [0.25], [0.9]], dtype="f")
+    known = numpy.asarray([[1], [1], [1], [0]], dtype=bool)
+    # the unknown row would be a false positive at any threshold below 0.9
+    assert tune_thresholds(y_true, y_prob, known, ["a"]) == {"a": pytest.approx(0.225, abs=1e-7)}
+    changed = y_true.copy()
+    changed[3, 0] = 1.0
+    assert tune_thresholds(changed, y_prob, known, ["a"]) == tune_thresholds(y_true, y_prob, known, ["a"])
+
+
+def test_untunable_labels_keep_the_fallback():
+    y_true = numpy.asarray([[0, 1, 1], [0, 0, 1]], dtype="f")
+    y_prob = numpy.asarray([[0.9, 0.7, 0.6], [0.1, 0.2, 0.4]], dtype="f")
+    known = numpy.asarray([[1, 0, 1], [1, 0, 1]], dtype=bool)
+    labels = ["no_pos", "unknown", "ok"]
+    thresholds = tune_thresholds(y_true, y_prob, known, labels)
+    assert thresholds["no_pos"] == 0.5 and thresholds["unknown"] == 0.5
+    assert thresholds["ok"] < 0.4
+    kept = tune_thresholds(y_true, y_prob, known, labels, fallback={"no_pos": 0.8})
+    assert kept["no_pos"] == 0.8 and kept["unknown"] == 0.5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tuned_f1_is_the_best_and_never_below_05(seed):
+    rng = numpy.random.default_rng(seed)
+    labels = ["a", "b", "c", "d"]
+    y_true = (rng.random((60, 4)) < [0.05, 0.2, 0.5, 0.8]).astype("f")
+    y_prob = numpy.clip(y_true * 0.3 + rng.random((60, 4)) * 0.7, 0, 1).astype("f")
+    y_prob[:10] = numpy.round(y_prob[:10], 1)  # ties among probabilities
+    known = rng.random((60, 4)) < 0.85
+    thresholds = tune_thresholds(y_true, y_prob, known, labels)
+    tuned = label_f1(y_true, y_prob, known, labels, thresholds)
+    at_05 = label_f1(y_true, y_prob, known, labels, {})
+    for j, label in enumerate(labels):
+        assert tuned[label] >= at_05[label]
+        mask = known[:, j]
+        gold = y_true[mask, j] >= 0.5
+        if not gold.any():
+            continue
+        brute = max(
+            2 * numpy.sum(gold & (y_prob[mask, j] >= t)) / (numpy.sum(y_prob[mask, j] >= t) + gold.sum())
+            for t in list(y_prob[mask, j]) + [0.0, 1.1]
+        )
+        assert tuned[label] == pytest.approx(brute)
+    # the thresholds survive being saved as JSON with the same scores
+    saved = srsly.json_loads(srsly.json_dumps(thresholds))
+    assert label_f1(y_true, y_prob, known, labels, saved) == tuned
+
+
+def test_grid_and_input_errors():
+    y_true = numpy.asarray([[1], [0], [1]], dtype="f")
+    y_prob = numpy.asarray([[0.35], [0.05], [0.3]], dtype="f")
+    known = numpy.ones((3, 1), dtype=bool)
+    assert tune_thresholds(y_true, y_prob, known, ["a"], grid=[0.1, 0.2, 0.4]) == {"a": 0.2}
+    assert tune_thresholds(y_true, y_prob, known, ["a"], grid=[0.9]) == {"a": 0.5}
+    with pytest.raises(ValueError, match="E054"):
+        tune_thresholds(y_true, y_prob, known, ["a"], grid=[1.5])
+    with pytest.raises(ValueError, match="E054"):
+        tune_thresholds(y_true, y_prob, known, ["a"], grid=["0.2"])
+    with pytest.raises(ValueError, match="E055"):
+        tune_thresholds(y_true, y_prob, known, ["a", "b"])
+    with pytest.raises(ValueError, match="E055"):
+        tune_thresholds(y_true, y_prob[:2], known, ["a"])
+
+
+# --- with a pipeline ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    with make_tempdir() as tmp_dir:
+        yield Path(tmp_dir)
+
+
+@pytest.fixture(scope="module")
+def model_dir(workdir):
+    """A tiny transformer + mlbert_textcat pipeline, trained a few steps and saved."""
+    encoder = build_tiny_xlmr(TOKENIZER_TEXTS, workdir / "encoder")
+    fix_random_seed(0)
+    nlp = make_nlp(encoder)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    for _ in range(6):
+        nlp.update(examples, sgd=optimizer)
+    nlp.to_disk(workdir / "model")
+    return workdir / "model"
+
+
+@pytest.fixture(scope="module")
+def dev_path(model_dir, workdir):
+    install_extensions()
+    nlp = spacy.blank("xx")
+    doc_bin = DocBin(store_user_data=True)
+    langs = ["en", "en", "es", "fr", "zh", "ar"]
+    for i, ((text, cats), lang) in enumerate(zip(TRAIN_DATA, langs)):
+        doc = nlp.make_doc(text)
+        doc.cats = dict(cats)
+        doc._.mlbert_lang = lang
+        doc._.mlbert_id = f"d{i}"
+        doc_bin.add(doc)
+    doc_bin.to_disk(workdir / "dev.spacy")
+    return workdir / "dev.spacy"
+
+
+def test_tune_pipeline_saves_thresholds(model_dir, dev_path, workdir):
+    output = workdir / "tuned"
+    report = tune_pipeline(model_dir, dev_path, output, batch_size=4)
+    assert report["labels"] == LABELS and report["n_docs"] == 6 and report["untuned"] == []
+    before, after = report["before"], report["after"]
+    assert before["thresholds"] == {label: 0.5 for label in LABELS}
+    for label in LABELS:
+        assert after["per_label_f"][label] >= before["per_label_f"][label]
+    assert after["macro_f"] >= before["macro_f"]
+    json.dumps(report, allow_nan=False)
+    # the thresholds are saved and reloaded, and score as reported
+    nlp = spacy.load(output)
+    _, textcat = find_textcat(nlp)
+    assert textcat.thresholds == pytest.approx(after["thresholds"], abs=1e-12)
+    metrics = evaluate_docbin(nlp, dev_path, batch_size=4)
+    assert metrics["overall"]["macro_f"] == pytest.approx(after["macro_f"])
+    # the original pipeline is unchanged
+    _, original = find_textcat(spacy.load(model_dir))
+    assert original.thresholds == {label: 0.5 for label in LABELS}
+
+
+def test_tune_pipeline_output_checks(model_dir, dev_path, workdir):
+    with pytest.raises(ValueError, match="E056"):
+        tune_pipeline(model_dir, dev_path, model_dir)
+    other = workdir / "not-a-pipeline"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="E057"):
+        tune_pipeline(model_dir, dev_path, other)
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_cli_tune_thresholds(model_dir, dev_path, workdir):
+    output = workdir / "cli-tuned"
+    runner = CliRunner()
+    result = runner.invoke(app, ["tune-thresholds", str(model_dir), str(dev_path), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "F before" in result.output and "macro F" in result.output
+    _, textcat = find_textcat(spacy.load(output))
+    assert textcat.thresholds != {label: 0.5 for label in LABELS}
+    # an existing pipeline folder may be overwritten by a new tuning
+    result = runner.invoke(app, ["tune-thresholds", str(model_dir), str(dev_path), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["tune-thresholds", str(model_dir), str(workdir / "none.spacy"), "-o", str(output)])
+    assert result.exit_code == 1 and "[E050]" in result.output and "Traceback" not in result.output
