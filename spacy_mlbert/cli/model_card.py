@@ -1,0 +1,32 @@
+"""``spacy-mlbert model-card MODEL metrics.json --output meta.json`` for ``spacy package``."""
+from pathlib import Path
+from typing import Optional
+
+import srsly
+import typer
+from wasabi import msg
+
+from ..errors import coded_message
+from ._app import app
+
+
+@app.command("model-card")
+def model_card_cli(
+    model: Path = typer.Argument(..., help="The trained (and tuned) pipeline"),
+    metrics: Path = typer.Argument(..., help="metrics.json from `evaluate`"),
+    output: Path = typer.Option(..., "--output", "-o", help="meta.json to write (for spacy package --meta-path)"),
+    name: Optional[str] = typer.Option(None, "--name", help="Package name, without the language prefix"),
+    version: Optional[str] = typer.Option(None, "--version", help="Package version"),
+    evaluated_on: str = typer.Option("the held-out test split", "--evaluated-on", help="What the metrics were computed on"),
+) -> None:
+    """Write meta.json whose model card carries the evaluation tables and the encoder's provenance."""
+    from ..model_card import build_meta
+
+    try:
+        meta = build_meta(model, srsly.read_json(metrics), name=name, version=version, evaluated_on=evaluated_on)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, meta)
+    except (OSError, ValueError, KeyError) as err:
+        msg.fail(coded_message(err))
+        raise typer.Exit(code=1) from None
+    msg.good(f"Saved the model card to {output}")
