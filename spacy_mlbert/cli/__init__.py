@@ -8,8 +8,11 @@ from ._app import app
 # (keep this list sorted; one line per module)
 from . import annotate  # noqa: F401
 from . import build_encoder  # noqa: F401
+from . import compare  # noqa: F401
 from . import convert  # noqa: F401
 from . import evaluate  # noqa: F401
+from . import model_card  # noqa: F401
+from . import train_staged  # noqa: F401
 from . import tune_thresholds  # noqa: F401
 
 
