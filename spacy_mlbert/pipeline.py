@@ -10,15 +10,15 @@ data needs it to:
 - models are selected by macro-F1.
 """
 import math
+import warnings
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-import numpy
+
 from spacy.language import Language
 from spacy.pipeline.textcat_multilabel import MultiLabel_TextCategorizer
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
@@ -26,8 +26,6 @@ from thinc.types import Floats2d
 from .errors import Errors, Warnings
 from .extensions import install_extensions
 from .loss import masked_bce_with_logits
-
-import warnings
 
 DEFAULT_MODEL_CONFIG = """
 [model]

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy
 
 from .errors import Errors
+from .markdown import format_number, markdown_table
 from .evaluation import PredictionArrays
 
 logger = logging.getLogger("spacy_mlbert")
@@ -82,10 +83,10 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
         "## Overall",
         "",
     ]
-    lines += _table(
+    lines += markdown_table(
         ["Metric", "Value"],
         [
-            [name, _num(overall.get(key))]
+            [name, format_number(overall.get(key))]
             for name, key in [
                 ("Micro precision", "micro_p"),
                 ("Micro recall", "micro_r"),
@@ -101,25 +102,25 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
     rows = []
     for label in labels:
         values = overall["per_label"].get(label)
-        threshold = _num(metrics["thresholds"].get(label))
+        threshold = format_number(metrics["thresholds"].get(label))
         if values is None:
             rows.append([label, threshold] + ["–"] * 6)
             continue
         rows.append(
             [label, threshold]
-            + [_num(values[k]) for k in ("p", "r", "f", "auc")]
+            + [format_number(values[k]) for k in ("p", "r", "f", "auc")]
             + [str(values["support"]), str(values["n_known"])]
         )
-    lines += _table(
+    lines += markdown_table(
         ["Label", "Threshold", "Precision", "Recall", "F1", "ROC AUC", "Positives", "Annotated"],
         rows,
     )
     lines += ["", "## F1 per language and label", ""]
-    lines += _table(
+    lines += markdown_table(
         ["Language", "Docs", "Macro F1", "Micro F1"] + labels,
         [
-            [lang, str(scores["n_docs"]), _num(scores["macro_f"]), _num(scores["micro_f"])]
-            + [_num(scores["per_label"].get(label, {}).get("f")) for label in labels]
+            [lang, str(scores["n_docs"]), format_number(scores["macro_f"]), format_number(scores["micro_f"])]
+            + [format_number(scores["per_label"].get(label, {}).get("f")) for label in labels]
             for lang, scores in per_language.items()
         ],
     )
@@ -137,29 +138,11 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
             values = scores["per_label"].get(label)
             row.append(f"{values['support']} / {values['n_known']}" if values else "–")
         count_rows.append(row)
-    lines += _table(["Language", "Docs"] + labels, count_rows)
+    lines += markdown_table(["Language", "Docs"] + labels, count_rows)
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(name).stem}]({name})" for name in plots]
     return "\n".join(lines) + "\n"
-
-
-def _num(value: Optional[float]) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.3f}"
-
-
-def _cell(text: str) -> str:
-    # a pipe or newline in a label would break the table
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |"]
-    lines.append("|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|")
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines
 
 
 # --- plots ------------------------------------------------------------------

@@ -7,12 +7,6 @@ from wasabi import msg
 
 from ._app import app
 
-# Typer runs a lone command as the whole program (`spacy-mlbert DIR`), which
-# would break `spacy-mlbert build-e5-small DIR` while this is the only command.
-# An empty callback keeps subcommand mode; it belongs in _app.py (see report).
-if not app.registered_callback and not app.info.callback:
-    app.callback()(lambda: None)
-
 
 @app.command("build-e5-small")
 def build_e5_small_cli(

@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import srsly
 from wasabi import Printer
 
+from ..markdown import markdown_table
 from .records import PathLike, Record
 
 
@@ -106,11 +107,7 @@ class LabelStats:
         lines = []
         if title:
             lines += [f"### {title}", ""]
-        escape = lambda cell: cell.replace("|", "\\|")  # noqa: E731
-        lines.append("| " + " | ".join(escape(cell) for cell in header) + " |")
-        lines.append("| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |")
-        for row in rows:
-            lines.append("| " + " | ".join(escape(cell) for cell in row) + " |")
+        lines += markdown_table(header, rows)
         lines += ["", "Cells: texts where the label is 1 / texts where it is known. card.: mean labels per text."]
         return "\n".join(lines) + "\n"
 
