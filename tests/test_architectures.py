@@ -1,0 +1,106 @@
+import numpy
+import pytest
+import spacy
+import srsly
+from spacy.util import fix_random_seed, registry
+
+from spacy_mlbert.layers import WordpiecePooling
+from util import make_examples, make_nlp, transformer_config
+
+CHINESE = "这个产品很好，非常实用。我很喜欢它"
+
+
+def _encoded(encoder_dir, text):
+    """A doc with the transformer's output, and the pooling layers to test on it."""
+    nlp = spacy.blank("xx")
+    nlp.add_pipe("transformer", config=transformer_config(encoder_dir))
+    nlp.initialize()
+    return nlp(text)
+
+
+def test_architectures_pooling_reads_wordpieces_not_spacy_tokens(tiny_xlmr_dir):
+    doc = _encoded(tiny_xlmr_dir, CHINESE)
+    assert len(doc) == 1  # spaCy's xx tokenizer keeps the sentence as one token
+    trf_data = doc._.trf_data
+    hidden = trf_data.model_output.last_hidden_state
+    mask = trf_data.wordpieces.attention_mask
+    assert hidden.shape[1] > 3  # many wordpieces behind the one token
+    cls = WordpiecePooling("cls").predict([trf_data])
+    numpy.testing.assert_allclose(cls[0], hidden[0, 0], rtol=1e-6)
+    mean = WordpiecePooling("mean").predict([trf_data])
+    expected = (hidden * mask[:, :, None]).sum(axis=(0, 1)) / mask.sum()
+    numpy.testing.assert_allclose(mean[0], expected, rtol=1e-5)
+    # spacy-transformers' own token pooling would give the mean of the token's
+    # wordpieces without <s> and </s>: a different vector
+    assert not numpy.allclose(mean[0], hidden[0, 1:-1].mean(axis=0))
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_architectures_pooling_backprop_shapes(tiny_xlmr_dir, pooling):
+    doc = _encoded(tiny_xlmr_dir, "Ce produit est incroyable.")
+    empty = _encoded(tiny_xlmr_dir, "")
+    layer = WordpiecePooling(pooling)
+    Y, backprop = layer([doc._.trf_data, empty._.trf_data], is_train=True)
+    assert Y.shape == (2, doc._.trf_data.width)
+    assert numpy.all(Y[1] == 0.0)  # an empty doc pools to zeros
+    d_trf = backprop(numpy.ones_like(Y))
+    assert len(d_trf) == 1  # the empty doc (no windows) sends nothing back
+    d_hidden = d_trf[0].model_output.last_hidden_state
+    assert d_hidden.shape == doc._.trf_data.model_output.last_hidden_state.shape
+    assert d_hidden.sum() == pytest.approx(Y.shape[1], rel=1e-5)  # weights sum to 1
+
+
+def test_architectures_unknown_pooling_is_a_coded_error():
+    with pytest.raises(ValueError, match=r"E001.*max.*cls, mean"):
+        WordpiecePooling("max")
+
+
+def test_architectures_classifier_config_is_serializable():
+    cfg = {
+        "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
+        "doc_encoder": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
+    }
+    filled = registry.fill({"model": cfg})
+    assert srsly.is_json_serializable(filled)
+    model = registry.resolve({"model": cfg})["model"]
+    assert model.attrs["multi_label"] is True
+    assert model.has_ref("output_layer") and model.has_ref("doc_encoder")
+
+
+def test_architectures_inline_transformer_trains(tiny_bert_dir):
+    """WordpieceTransformer.v1: the component owns its transformer."""
+    fix_random_seed(0)
+    nlp = spacy.blank("xx")
+    trf_model = transformer_config(tiny_bert_dir)["model"]
+    nlp.add_pipe(
+        "mlbert_textcat",
+        config={
+            "model": {
+                "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
+                "doc_encoder": {
+                    "@architectures": "spacy-mlbert.WordpieceTransformer.v1",
+                    "name": trf_model["name"],
+                    "get_spans": trf_model["get_spans"],
+                    "tokenizer_config": trf_model["tokenizer_config"],
+                    "transformer_config": {},
+                    "pooling": "mean",
+                },
+            }
+        },
+    )
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    losses = [nlp.update(examples, sgd=optimizer)["mlbert_textcat"] for _ in range(15)]
+    assert losses[-1] < losses[0]
+    doc = nlp("这个产品很好")
+    assert set(doc.cats) == {"positive", "negative", "useful", "slow"}
+
+
+def test_architectures_initialize_consistently(tiny_xlmr_dir):
+    outputs = []
+    for _ in range(2):
+        fix_random_seed(0)
+        nlp = make_nlp(tiny_xlmr_dir)
+        nlp.initialize(get_examples=lambda: make_examples(nlp))
+        outputs.append(nlp.get_pipe("mlbert_textcat").model.get_ref("output_layer").get_param("W").copy())
+    numpy.testing.assert_array_equal(outputs[0], outputs[1])
