@@ -1,0 +1,383 @@
+"""Quality benchmark: mlbert_textcat against three anchors, side by side in one run.
+
+One joint model is trained on every given language through the project's own
+path (CSV -> records -> DocBin -> ``spacy train`` with the project's config ->
+thresholds tuned on a held-out 10% of the training texts -> scored on dev).
+On the same texts, in the same run, the anchors are trained and scored:
+
+- ``tfidf``: character 1-4-gram TF-IDF + one-vs-rest logistic regression,
+  one model per language (the floor of the SemEval-2025 Task 11 README);
+- ``plain``: the plain transformers + PyTorch recipe on the same encoder
+  (first-token vector, dropout 0.1, linear, BCEWithLogitsLoss, AdamW 5e-5,
+  3 epochs, batch 16, max length 128, threshold 0.5);
+- ``stock``: spaCy's own ``textcat_multilabel`` (spacy.TextCatEnsemble.v2 on
+  a TransformerListener, as ``spacy init config`` writes it) over the same
+  transformer, trained with the same config otherwise.
+
+Every system sees the same N training texts per language. Systems that select
+something (``mlbert``: checkpoint and thresholds; ``stock``: checkpoint) train
+on 90% of them and select on the other 10%; the two anchors without a
+selection step train on all N. Dev is only ever scored, never tuned on.
+
+Scores are the task's official metric: per language, scikit-learn f1_score
+(macro and micro) over the label columns that language's file has; a label a
+language lacks (eng: disgust) is left out of its score and is unknown (masked)
+when training ``mlbert`` and ``stock``.
+
+    python benchmarks/quality.py --train-dir ../shared/data/brighter/train \
+        --eval-dir ../shared/data/brighter/dev --langs eng,rus,chn,hin,arq \
+        --n 600 --out benchmarks/results/quality.json
+"""
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib as common  # noqa: E402
+from benchlib import BenchData, log  # noqa: E402
+
+SYSTEMS = ("tfidf", "mlbert", "stock", "plain")
+DESCRIPTIONS = {
+    "tfidf": "char 1-4-gram TF-IDF + one-vs-rest logistic regression, one model per language (sklearn), threshold 0.5",
+    "plain": "transformers + PyTorch: first-token vector -> dropout 0.1 -> linear, BCEWithLogitsLoss, AdamW lr 5e-5, batch 16, max length 128, all weights trained, threshold 0.5",
+    "stock": "spaCy textcat_multilabel: spacy.TextCatEnsemble.v2 (TransformerListener.v1 + reduce_mean, TextCatBOW.v3), squared-error loss, threshold 0.5; project config otherwise",
+    "mlbert": "mlbert_textcat through the project's config (configs/mlbert_e5_small.cfg), thresholds tuned per label on the held-out 10% of the training texts",
+}
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=("semeval", "goemotions"), default="semeval")
+    parser.add_argument("--train-dir", type=Path, help="SemEval: folder of <lang>.csv; GoEmotions: folder of train.tsv, dev.tsv, labels.txt")
+    parser.add_argument("--eval-dir", type=Path, help="SemEval: folder of dev <lang>.csv (GoEmotions: defaults to --train-dir)")
+    parser.add_argument("--langs", default="eng,rus,chn,hin,arq", help="Languages to train on and score (SemEval)")
+    parser.add_argument("--zero-shot-langs", default="", help="Languages only scored, never trained on (SemEval)")
+    parser.add_argument("--n", type=int, default=600, help="Training texts per language: the first N after a seed-0 shuffle (0: all)")
+    parser.add_argument("--eval-n", type=int, default=0, help="Evaluation texts per language, first N after a seed-0 shuffle (0: all)")
+    parser.add_argument("--encoder", type=Path, default=common.DEFAULT_ENCODER)
+    parser.add_argument("--config", type=Path, default=common.PROJECT_CONFIG, help="The project's training config")
+    parser.add_argument("--epochs", type=int, default=4, help="Epochs of the spaCy systems (mlbert, stock)")
+    parser.add_argument("--selection", choices=("epoch-end", "legacy"), default="epoch-end", help="When spacy train scores the held-out slice: at the end of every epoch (the last step included), or 'legacy': after the first batch of every epoch (the last epoch's updates never scored), as the first runs did")
+    parser.add_argument("--plain-epochs", type=int, default=3, help="Epochs of the plain recipe (the recipe says 3)")
+    parser.add_argument("--holdout", type=float, default=0.1, help="Share of the training texts held out for model selection and thresholds")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"Subset of {','.join(SYSTEMS)}")
+    parser.add_argument("--mlbert-set", action="append", default=[], metavar="KEY=VALUE", help="Config override for mlbert (repeatable), e.g. components.mlbert_textcat.pos_weight=\"auto\"; initialize.after_init=null trains the word embeddings")
+    parser.add_argument("--mlbert-name", default="mlbert", help="Name of the mlbert system in the results (for experiments)")
+    parser.add_argument("--batch-size", type=int, default=64, help="Texts per nlp.pipe / forward batch when predicting")
+    parser.add_argument("--work-dir", type=Path, help="Where DocBins and models go (default: a temporary folder, deleted)")
+    parser.add_argument("--keep-models", action="store_true", help="Keep trained pipelines in --work-dir")
+    parser.add_argument("--seed", type=int, default=common.SEED)
+    parser.add_argument("--out", type=Path, default=Path("results.json"))
+    args = parser.parse_args(argv)
+    if args.train_dir is None:
+        parser.error("--train-dir is required")
+    if args.dataset == "semeval" and args.eval_dir is None:
+        parser.error("--eval-dir is required for SemEval")
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown or not systems:
+        parser.error(f"--systems: unknown {unknown}; choose from {','.join(SYSTEMS)}")
+    args.systems = [s for s in SYSTEMS if s in systems]
+    args.langs = [lang.strip() for lang in args.langs.split(",") if lang.strip()]
+    args.zero_shot_langs = [lang.strip() for lang in args.zero_shot_langs.split(",") if lang.strip()]
+    return args
+
+
+def load_data(args: argparse.Namespace) -> BenchData:
+    if args.dataset == "goemotions":
+        return common.load_goemotions(args.train_dir, args.n, eval_n=args.eval_n, seed=args.seed)
+    return common.load_semeval(
+        args.train_dir,
+        args.eval_dir,
+        args.langs,
+        args.n,
+        zero_shot_langs=args.zero_shot_langs,
+        eval_n=args.eval_n,
+        seed=args.seed,
+    )
+
+
+def system_result(
+    name: str,
+    data: BenchData,
+    y_true: numpy.ndarray,
+    y_pred: numpy.ndarray,
+    *,
+    train_seconds: float,
+    predict_seconds: float,
+    load_before: Sequence[float],
+    extra: Optional[Dict[str, Any]] = None,
+    skip_langs: Sequence[str] = (),
+) -> Dict[str, Any]:
+    """Per-language official scores, averages over trained and zero-shot languages."""
+    langs = [r.lang for r in data.eval]
+    lang_labels = {k: v for k, v in data.lang_labels.items() if k not in skip_langs}
+    per_lang = common.official_scores(y_true, y_pred, langs, data.labels, lang_labels)
+    result = {
+        "description": DESCRIPTIONS.get(name.split(":")[0], DESCRIPTIONS["mlbert"]),
+        "per_language": per_lang,
+        "average": common.averages(per_lang, data.train_langs),
+        "zero_shot_average": common.averages(per_lang, data.zero_shot_langs),
+        "train_seconds": round(train_seconds, 1),
+        "predict_seconds": round(predict_seconds, 1),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in _loadavg()],
+    }
+    result.update(extra or {})
+    return result
+
+
+def _loadavg() -> List[float]:
+    import os
+
+    return list(os.getloadavg())
+
+
+def run_tfidf(data: BenchData, y_true: numpy.ndarray) -> Dict[str, Any]:
+    load = _loadavg()
+    pred, train_s, predict_s = common.tfidf_floor(data)
+    # no training text in a zero-shot language: no floor there
+    return system_result(
+        "tfidf", data, y_true, pred, train_seconds=train_s, predict_seconds=predict_s,
+        load_before=load, skip_langs=data.zero_shot_langs,
+    )
+
+
+def run_plain(data: BenchData, y_true: numpy.ndarray, args: argparse.Namespace) -> Dict[str, Any]:
+    load = _loadavg()
+    y, _ = common.label_arrays(data.train, data.labels)
+    model, tokenizer, train_s = common.train_torch(
+        [r.text for r in data.train], y, args.encoder, epochs=args.plain_epochs, seed=args.seed
+    )
+    start = time.perf_counter()
+    probs = common.predict_torch(model, tokenizer, [r.text for r in data.eval], batch_size=args.batch_size)
+    predict_s = time.perf_counter() - start
+    del model
+    common.free_memory()
+    return system_result(
+        "plain", data, y_true, (probs >= 0.5).astype("f"), train_seconds=train_s,
+        predict_seconds=predict_s, load_before=load,
+        extra={"settings": {"epochs": args.plain_epochs, "batch_size": 16, "lr": 5e-5, "max_length": 128, "weight_decay": 0.01, "unknown_labels": "0 (the recipe has no masking)"}},
+    )
+
+
+def run_stock(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], args: argparse.Namespace, n_fit: int, project_config, holdout) -> Dict[str, Any]:
+    """Stock textcat_multilabel at its own threshold (0.5); also, as an extra
+    row, with thresholds tuned per label on the held-out slice by the
+    project's tuner, so that the head and loss can be compared apart from the
+    thresholds."""
+    import spacy
+    from spacy_mlbert.thresholds import tune_thresholds
+
+    load = _loadavg()
+    config = common.stock_config(project_config)
+    overrides = common.training_overrides(paths["fit"], paths["holdout"], args.encoder, n_fit, args.epochs, selection=args.selection)
+    model_dir, train_s = common.spacy_train(config, paths["work"], "stock", overrides)
+    nlp = spacy.load(model_dir)
+    start = time.perf_counter()
+    probs = common.pipe_probs(nlp, [r.text for r in data.eval], data.labels, batch_size=args.batch_size)
+    predict_s = time.perf_counter() - start
+    threshold = nlp.get_pipe("textcat_multilabel").cfg["threshold"]
+    holdout_probs = common.pipe_probs(nlp, [r.text for r in holdout], data.labels, batch_size=args.batch_size)
+    holdout_true, holdout_known = common.label_arrays(holdout, data.labels)
+    tuned = tune_thresholds(holdout_true, holdout_probs, holdout_known, data.labels)
+    del nlp
+    common.free_memory()
+    _cleanup(paths["work"] / "stock", args)
+    cuts = numpy.asarray([tuned[label] for label in data.labels], dtype="f")
+    with_tuned = system_result(
+        "stock", data, y_true, (probs >= cuts[None, :]).astype("f"), train_seconds=train_s,
+        predict_seconds=predict_s, load_before=load,
+    )
+    return system_result(
+        "stock", data, y_true, (probs >= threshold).astype("f"), train_seconds=train_s,
+        predict_seconds=predict_s, load_before=load,
+        extra={
+            "settings": {"overrides": overrides, "threshold": threshold, "architecture": "spacy.TextCatEnsemble.v2"},
+            "with_tuned_thresholds": {
+                "thresholds": tuned,
+                "per_language": with_tuned["per_language"],
+                "average": with_tuned["average"],
+                "zero_shot_average": with_tuned["zero_shot_average"],
+            },
+        },
+    )
+
+
+def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], args: argparse.Namespace, n_fit: int, project_config) -> Dict[str, Any]:
+    from spacy_mlbert.evaluation import find_textcat, load_pipeline
+    from spacy_mlbert.thresholds import tune_pipeline
+
+    load = _loadavg()
+    config = project_config.copy()
+    variant = common.parse_overrides(args.mlbert_set)
+    for key, value in variant.items():
+        common.set_dotted(config, key, value)
+    overrides = common.training_overrides(paths["fit"], paths["holdout"], args.encoder, n_fit, args.epochs, selection=args.selection)
+    name = args.mlbert_name
+    model_dir, train_s = common.spacy_train(config, paths["work"], name, overrides)
+    start = time.perf_counter()
+    tuned_dir = paths["work"] / f"{name}-tuned"
+    tuning = tune_pipeline(model_dir, paths["holdout"], tuned_dir, batch_size=args.batch_size)
+    tune_s = time.perf_counter() - start
+    nlp = load_pipeline(tuned_dir)
+    _, textcat = find_textcat(nlp)
+    start = time.perf_counter()
+    probs = common.pipe_probs(nlp, [r.text for r in data.eval], data.labels, batch_size=args.batch_size)
+    predict_s = time.perf_counter() - start
+    tuned = dict(textcat.thresholds)
+    thresholds = numpy.asarray([tuned.get(label, 0.5) for label in data.labels], dtype="f")
+    del nlp, textcat
+    common.free_memory()
+    _cleanup(paths["work"] / name, args)
+    _cleanup(tuned_dir, args)
+    # the same probabilities at the default 0.5: what the tuning adds
+    at_default = system_result(
+        name, data, y_true, (probs >= 0.5).astype("f"), train_seconds=train_s,
+        predict_seconds=predict_s, load_before=load,
+    )
+    return system_result(
+        name, data, y_true, (probs >= thresholds[None, :]).astype("f"), train_seconds=train_s,
+        predict_seconds=predict_s, load_before=load,
+        extra={
+            "tune_seconds": round(tune_s, 1),
+            "thresholds": tuned,
+            "holdout_macro_f": {"before": tuning["before"]["macro_f"], "after": tuning["after"]["macro_f"]},
+            "at_threshold_0.5": {"per_language": at_default["per_language"], "average": at_default["average"], "zero_shot_average": at_default["zero_shot_average"]},
+            "settings": {"config": str(args.config), "overrides": overrides, "variant": variant},
+        },
+    )
+
+
+def _cleanup(path: Path, args: argparse.Namespace) -> None:
+    # trained e5 pipelines are ~0.5 GB each (model-best and model-last)
+    if not args.keep_models and path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Train and score every selected system; RETURNS the results dict."""
+    import torch
+
+    started = common.now_iso()
+    t0 = time.perf_counter()
+    data = load_data(args)
+    log(f"data: {data.summary()['train_texts']} train, {data.summary()['eval_texts']} eval, labels {data.labels}")
+    y_true, _ = common.label_arrays(data.eval, data.labels)
+    # read once: both spaCy systems get the same config even if the file
+    # changes during the run (others edit the project at the same time)
+    project_config = common.load_project_config(args.config)
+    temp = None
+    work = args.work_dir
+    if work is None:
+        temp = tempfile.TemporaryDirectory(prefix="mlbert-quality-")
+        work = Path(temp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    fit, holdout, removed = common.split_holdout(data.train, data.labels, args.holdout, args.seed)
+    paths = {
+        "work": work,
+        "fit": common.write_docbin(fit, data.labels, work / "fit.spacy"),
+        "holdout": common.write_docbin(holdout, data.labels, work / "holdout.spacy"),
+    }
+    results: Dict[str, Any] = {
+        "benchmark": "quality",
+        "command": common.command_line(),
+        "date": started,
+        "settings": {
+            "dataset": args.dataset,
+            "train_dir": str(args.train_dir),
+            "eval_dir": str(args.eval_dir or args.train_dir),
+            "langs": data.train_langs,
+            "zero_shot_langs": data.zero_shot_langs,
+            "n_per_lang": args.n,
+            "eval_n": args.eval_n,
+            "encoder": str(args.encoder),
+            "epochs_spacy": args.epochs,
+            "epochs_plain": args.plain_epochs,
+            "selection": args.selection,
+            "holdout_share": args.holdout,
+            "seed": args.seed,
+            "fit_texts": len(fit),
+            "holdout_texts": len(holdout),
+            "duplicates_removed_before_holdout_split": len(removed),
+            **data.summary(),
+        },
+        "versions": common.versions(),
+        "git": common.git_state(),
+        "config_text": project_config.to_str(),
+        "machine": common.machine(),
+        "systems": {},
+    }
+    torch.manual_seed(args.seed)
+    for system in args.systems:
+        log(f"system {system}: start (load {_loadavg()[0]:.2f})")
+        if system == "tfidf":
+            result = run_tfidf(data, y_true)
+        elif system == "plain":
+            result = run_plain(data, y_true, args)
+        elif system == "stock":
+            result = run_stock(data, y_true, paths, args, len(fit), project_config, holdout)
+        else:
+            result = run_mlbert(data, y_true, paths, args, len(fit), project_config)
+        key = args.mlbert_name if system == "mlbert" else system
+        results["systems"][key] = result
+        log(f"system {key}: average macro-F1 {result['average']['macro_f']:.4f}, train {result['train_seconds']} s")
+        _write(results, args.out)  # after each system, so a cut-off run keeps its figures
+    results["total_seconds"] = round(time.perf_counter() - t0, 1)
+    results["machine_at_end"] = {"load_average_1_5_15": [round(x, 2) for x in _loadavg()]}
+    _write(results, args.out)
+    if temp is not None:
+        temp.cleanup()
+    return results
+
+
+def _write(results: Dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    """Tables of macro-F1 and micro-F1 per language and system, plus seconds."""
+    systems = results["systems"]
+    names = list(systems)
+    langs = results["settings"]["langs"] + results["settings"]["zero_shot_langs"]
+    zero = set(results["settings"]["zero_shot_langs"])
+    lines: List[str] = []
+    for key, title in (("macro_f", "macro-F1"), ("micro_f", "micro-F1")):
+        lines += [f"| {title} | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for lang in langs:
+            cells = [_fmt(systems[s]["per_language"].get(lang, {}).get(key)) for s in names]
+            label = f"{lang} (zero-shot)" if lang in zero else lang
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("| **average** | " + " | ".join(f"**{_fmt(systems[s]['average'][key])}**" for s in names) + " |")
+        if zero:
+            lines.append("| zero-shot average | " + " | ".join(_fmt(systems[s]["zero_shot_average"][key]) for s in names) + " |")
+        lines.append("")
+    lines += ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines.append("| training s | " + " | ".join(f"{systems[s]['train_seconds']:.0f}" for s in names) + " |")
+    lines.append("| dev prediction s | " + " | ".join(f"{systems[s]['predict_seconds']:.0f}" for s in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    args = parse_args(argv)
+    results = run(args)
+    print(markdown(results))
+    print(f"Wrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
