@@ -7,19 +7,29 @@ the run with its file and line number, or, with ``skip_invalid``, is counted
 and reported; blank lines are always skipped and counted. So
 ``read == written + skipped`` always holds.
 
+Batches are windows of input lines: the records of lines 1..B go through
+``nlp.pipe`` together, then those of lines B+1..2B, and so on. A transformer's
+float results depend (in the last bits) on which texts share a padded batch,
+so fixing the batches by line number lets another engine that cuts the input
+at multiples of B (``spacy_mlbert.engines.ray_engine``) give byte-identical
+output.
+
 The records are read here rather than with ``spacy_mlbert.data``: that
 reader turns lines into training records (ids filled in, labels resolved),
 while annotation must give back each object exactly as it came.
 """
 import json
 import logging
+import multiprocessing
 import os
 import unicodedata
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from spacy.language import Language
+from spacy.tokens import Doc
 from tqdm import tqdm
 
 from .errors import Errors
@@ -54,6 +64,7 @@ def annotate_jsonl(
     cats_key: str = "cats",
     labels_key: str = "labels",
     progress: bool = True,
+    n_process: int = 1,
 ) -> Dict[str, Any]:
     """Stream a JSONL file through the pipeline and write the annotated records.
 
@@ -63,16 +74,20 @@ def annotate_jsonl(
     nlp (Language): A pipeline with an ``mlbert_textcat`` component.
     input_path (Union[str, Path]): JSONL file, one object with a "text" per line.
     output_path (Union[str, Path]): JSONL file to write.
-    batch_size (int): Records per batch.
+    batch_size (int): Lines per batch: the records of each window of
+        ``batch_size`` lines go through nlp.pipe together.
     skip_invalid (bool): Skip (and count) invalid lines instead of raising.
     cats_key (str): Output field for the probabilities.
     labels_key (str): Output field for the thresholded labels.
     progress (bool): Show a tqdm progress bar (on stderr).
+    n_process (int): Processes for nlp.pipe; above 1, spaCy's multiprocessing
+        makes the batches (of ``batch_size`` records rather than line windows).
     RETURNS (Dict[str, Any]): read, written, skipped, blank (lines read,
         records written, lines skipped, of which blank), skipped_lines (their
         numbers) and reasons ({line: message} for the first skipped lines).
     """
     check_batch_size(batch_size)
+    check_n_process(n_process)
     if cats_key == labels_key:
         raise ValueError(Errors.E064.format(key=cats_key))
     input_path, output_path = Path(input_path), Path(output_path)
@@ -98,28 +113,19 @@ def annotate_jsonl(
             disable=not progress,
             leave=False,
         ) as bar:
-            batch: List[Tuple[Dict[str, Any], str]] = []
-            for line in _iter_records(input_path):
-                counts["read"] += 1
-                bar.update(1)
-                if line.problem is not None or line.record is None:
-                    if not (skip_invalid or line.blank):
-                        raise InvalidLine(line.problem)
-                    _skip(counts, line)
-                    continue
-                record = line.record
-                for key, option in ((cats_key, "--cats-key"), (labels_key, "--labels-key")):
-                    if key in record:
-                        where = _where(input_path, line.number)
-                        raise ValueError(Errors.E061.format(where=where, key=key, option=option))
-                # the converter normalises training texts to NFC: predict on the same form
-                text = unicodedata.normalize("NFC", record[TEXT_KEY])
-                batch.append((record, text))
-                if len(batch) >= batch_size:
-                    counts["written"] += _write_batch(nlp, batch, labels, out, cats_key, labels_key)
-                    batch = []
-            if batch:
-                counts["written"] += _write_batch(nlp, batch, labels, out, cats_key, labels_key)
+            records = _valid_records(
+                input_path, counts, bar, skip_invalid=skip_invalid, cats_key=cats_key, labels_key=labels_key
+            )
+            if n_process == 1:
+                for window in _windows(records, batch_size):
+                    counts["written"] += _write_batch(nlp, window, labels, out, cats_key, labels_key)
+            else:
+                pairs = ((text, record) for _, record, text in records)
+                with spawn_processes():
+                    docs = nlp.pipe(pairs, as_tuples=True, batch_size=batch_size, n_process=n_process)
+                    for doc, record in docs:
+                        out.write(format_record(record, doc, labels, cats_key, labels_key) + "\n")
+                        counts["written"] += 1
         os.replace(tmp_path, output_path)
     finally:
         if tmp_path.exists():
@@ -152,19 +158,136 @@ def annotate(
     return annotate_jsonl(load_pipeline(model_path), input_path, output_path, **kwargs)
 
 
+def check_n_process(n_process: Any) -> None:
+    """Raise a coded error unless ``n_process`` is a positive integer."""
+    if isinstance(n_process, bool) or not isinstance(n_process, int) or n_process < 1:
+        raise ValueError(Errors.E090.format(option="n_process", expected="a positive integer", value=n_process))
+
+
+@contextmanager
+def spawn_processes() -> Iterator[None]:
+    """Make nlp.pipe(n_process=...) start its workers with "spawn".
+
+    spaCy starts them with the platform's default, "fork" on Linux; a child
+    forked after torch has run its thread pool hangs on its first forward
+    pass. Spawned children load the pipeline afresh instead (slower to start).
+    """
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
+def parse_line(path: Path, number: int, raw: bytes) -> _Line:
+    """Parse one raw line of a JSONL file, as :func:`annotate_jsonl` does.
+
+    path (Path): The file, for the messages.
+    number (int): The 1-based line number (a BOM is stripped on line 1).
+    raw (bytes): The line, with its newline if it has one.
+    RETURNS (_Line): The record, or the problem with the line.
+    """
+    if number == 1 and raw.startswith(BOM):
+        raw = raw[len(BOM):]
+    where = _where(path, number)
+    has_newline = raw.endswith(b"\n")
+    try:
+        text = raw.decode("utf8")
+    except UnicodeDecodeError as err:
+        detail = f"byte(s) {raw[err.start:err.end].hex(' ')} at byte {err.start + 1}: {err.reason}"
+        return _Line(number, None, Errors.E032.format(where=where, detail=detail))
+    if not text.strip():
+        return _Line(number, None, f"{where}: blank line", blank=True)
+    record, problem = _parse(text, where, has_newline)
+    return _Line(number, record, problem)
+
+
+def check_output_keys(
+    record: Dict[str, Any], path: Path, number: int, cats_key: str, labels_key: str
+) -> None:
+    """Raise E061 if the record already has a field the predictions would overwrite."""
+    for key, option in ((cats_key, "--cats-key"), (labels_key, "--labels-key")):
+        if key in record:
+            raise ValueError(Errors.E061.format(where=_where(path, number), key=key, option=option))
+
+
+def predict_text(record: Dict[str, Any]) -> str:
+    """The text the pipeline sees: the converter normalises training texts to
+    NFC, so predictions are made on the same form."""
+    return unicodedata.normalize("NFC", record[TEXT_KEY])
+
+
+def format_record(
+    record: Dict[str, Any], doc: Doc, labels: List[str], cats_key: str, labels_key: str
+) -> str:
+    """The output line (without newline): the record with the predictions added.
+
+    record (Dict[str, Any]): The input object; it gets the two fields.
+    doc (Doc): The document the pipeline made from the record's text.
+    labels (List[str]): The component's labels, in order.
+    cats_key (str): Field for the probabilities.
+    labels_key (str): Field for the thresholded labels.
+    RETURNS (str): The JSON line.
+    """
+    record[cats_key] = {label: float(doc.cats[label]) for label in labels}
+    record[labels_key] = list(doc._.mlbert_labels or [])
+    return _dumps(record)
+
+
+def window_of(number: int, batch_size: int) -> int:
+    """The batch (line window) that line ``number`` (1-based) belongs to."""
+    return (number - 1) // batch_size
+
+
+_Record = Tuple[int, Dict[str, Any], str]  # line number, record, text to predict
+
+
+def _valid_records(
+    path: Path,
+    counts: Dict[str, Any],
+    bar: Any,
+    *,
+    skip_invalid: bool,
+    cats_key: str,
+    labels_key: str,
+) -> Iterator[_Record]:
+    """The valid records of the file; counts and skips every other line."""
+    for line in _iter_records(path):
+        counts["read"] += 1
+        bar.update(1)
+        if line.problem is not None or line.record is None:
+            if not (skip_invalid or line.blank):
+                raise InvalidLine(line.problem)
+            _skip(counts, line)
+            continue
+        check_output_keys(line.record, path, line.number, cats_key, labels_key)
+        yield line.number, line.record, predict_text(line.record)
+
+
+def _windows(records: Iterable[_Record], batch_size: int) -> Iterator[List[_Record]]:
+    """Group consecutive records by line window (see the module docstring)."""
+    batch: List[_Record] = []
+    for item in records:
+        if batch and window_of(item[0], batch_size) != window_of(batch[0][0], batch_size):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
 def _write_batch(
     nlp: Language,
-    batch: List[Tuple[Dict[str, Any], str]],
+    batch: List[_Record],
     labels: List[str],
     out: Any,
     cats_key: str,
     labels_key: str,
 ) -> int:
-    docs = nlp.pipe([text for _, text in batch], batch_size=len(batch))
-    for (record, _), doc in zip(batch, docs):
-        record[cats_key] = {label: float(doc.cats[label]) for label in labels}
-        record[labels_key] = list(doc._.mlbert_labels or [])
-        out.write(_dumps(record) + "\n")
+    docs = nlp.pipe([text for _, _, text in batch], batch_size=len(batch))
+    for (_, record, _), doc in zip(batch, docs):
+        out.write(format_record(record, doc, labels, cats_key, labels_key) + "\n")
     return len(batch)
 
 
@@ -195,21 +318,7 @@ def _iter_records(path: Path) -> Iterator[_Line]:
     """Yield every line of the file, parsed, with its problem if it has one."""
     with path.open("rb") as file_:
         for number, raw in enumerate(file_, start=1):
-            if number == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM):]
-            where = _where(path, number)
-            has_newline = raw.endswith(b"\n")
-            try:
-                text = raw.decode("utf8")
-            except UnicodeDecodeError as err:
-                detail = f"byte(s) {raw[err.start:err.end].hex(' ')} at byte {err.start + 1}: {err.reason}"
-                yield _Line(number, None, Errors.E032.format(where=where, detail=detail))
-                continue
-            if not text.strip():
-                yield _Line(number, None, f"{where}: blank line", blank=True)
-                continue
-            record, problem = _parse(text, where, has_newline)
-            yield _Line(number, record, problem)
+            yield parse_line(path, number, raw)
 
 
 def _parse(text: str, where: str, has_newline: bool) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:

@@ -285,6 +285,40 @@ class Errors(metaclass=ErrorsWithCodes):
         "The metrics have no '{key}'. Pass the dict returned by "
         "spacy_mlbert.evaluation.evaluate_docbin or compute_metrics."
     )
+    # engines: local and Ray (spacy_mlbert.engines)
+    E090 = "{option} must be {expected}, got {value!r}."
+    E091 = (
+        "The Ray engine needs Ray Data, which is not installed{detail}. Install "
+        "it with: pip install \"spacy-mlbert[ray]\" (or pip install "
+        "\"ray[data]>=2.9\"), on this machine and on every node of the "
+        "cluster, or use --engine local."
+    )
+    E092 = "Unknown engine '{engine}'. Choose one of: {options}."
+    E093 = (
+        "{option} applies to --engine {engine} only. Leave it out, or pass "
+        "--engine {engine}."
+    )
+    E094 = (
+        "The output folder '{path}' {problem}. The Ray engine writes sharded "
+        "JSONL and a manifest.json into a folder: give a new or empty folder, "
+        "or one written by an earlier run (it is replaced)."
+    )
+    E095 = "Input '{path}' {problem}."
+    E096 = (
+        "Could not {action} Ray{where}: {detail}. Check the address (\"auto\" "
+        "finds a cluster started with `ray start` on this machine; "
+        "\"ray://HOST:10001\" reaches a remote one), or leave --address out to "
+        "start a local Ray."
+    )
+    E097 = (
+        "The Ray run over '{path}' did not account for every input line: "
+        "{problem}. Nothing was written; run it again (and report this)."
+    )
+    E098 = (
+        "The Ray run failed: {detail}. Nothing was written. Actors are "
+        "restarted up to --max-restarts times and their batches retried up "
+        "to --max-task-retries times; see the Ray logs for the cause."
+    )
 
 
 def coded_message(err: Exception) -> str:

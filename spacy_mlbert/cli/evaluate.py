@@ -7,6 +7,7 @@ import typer
 from wasabi import msg
 
 from ..errors import coded_message
+from . import _engine
 from ._app import app
 
 
@@ -19,20 +20,42 @@ def evaluate_cli(
         None, "--report-dir", "-r", help="Folder for a Markdown report and PNG plots"
     ),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Texts per batch"),
+    engine: str = _engine.ENGINE,
+    n_process: Optional[int] = _engine.N_PROCESS,
+    address: Optional[str] = _engine.ADDRESS,
+    actors: Optional[int] = _engine.ACTORS,
+    num_cpus: Optional[float] = _engine.NUM_CPUS,
+    num_gpus: Optional[float] = _engine.NUM_GPUS,
+    block_batches: Optional[int] = _engine.BLOCK_BATCHES,
+    max_restarts: Optional[int] = _engine.MAX_RESTARTS,
+    max_task_retries: Optional[int] = _engine.MAX_TASK_RETRIES,
 ) -> None:
     """Evaluate a pipeline on gold data, overall and per language.
 
     Micro/macro P/R/F1 and macro ROC AUC at the pipeline's own per-label
     thresholds, overall, per label and per language (doc._.mlbert_lang).
+    --engine ray predicts on a pool of Ray actors (the scores are the same).
     """
     # imported here so that `--help` of other commands stays fast
-    from ..evaluation import compute_metrics, find_textcat, load_pipeline, predict_arrays
+    from ..engines.ray_engine import RayNotInstalled
+    from ..evaluation import compute_metrics, find_textcat, load_pipeline
 
+    options = _engine.EngineOptions(
+        engine, n_process, address, actors, num_cpus, num_gpus, block_batches, max_restarts, max_task_retries
+    )
     try:
+        options.check()
         msg.info(f"Evaluating {model} on {data}")
         nlp = load_pipeline(model)
         _, textcat = find_textcat(nlp, model)
-        arrays = predict_arrays(nlp, data, batch_size=batch_size)
+        if options.engine == _engine.RAY:
+            from ..engines.ray_engine import predict_arrays_ray
+
+            arrays = predict_arrays_ray(nlp, model, data, settings=options.ray_settings(batch_size))
+        else:
+            from ..engines.local import predict_arrays_local
+
+            arrays = predict_arrays_local(nlp, data, batch_size=batch_size, n_process=1 if options.n_process is None else options.n_process)
         metrics = compute_metrics(arrays, textcat.thresholds)
         output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, metrics)
@@ -41,7 +64,7 @@ def evaluate_cli(
             from ..report import write_report
 
             written = write_report(metrics, arrays, report_dir)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RayNotInstalled) as err:
         # coded messages say what to do; a traceback would only hide them
         msg.fail(coded_message(err))
         raise typer.Exit(code=1) from None

@@ -1,0 +1,342 @@
+"""The Ray engine: same output as the local engine, nothing lost, killed actors retried.
+
+The Ray tests share one local two-node cluster (two raylets, one CPU each, on
+127.0.0.1 only), started once for the module and stopped afterwards. They are
+skipped when Ray is not installed (pip install "spacy-mlbert[ray]"); the
+checks that need no Ray run always.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+import srsly
+from spacy.tokens import DocBin
+from spacy.util import fix_random_seed, make_tempdir
+from typer.testing import CliRunner
+
+from spacy_mlbert.annotate import annotate_jsonl
+from spacy_mlbert.cli import app
+from spacy_mlbert.engines import ray_engine
+from spacy_mlbert.engines.local import predict_arrays_local
+from spacy_mlbert.engines.ray_engine import (
+    MANIFEST,
+    RayAnnotator,
+    RaySettings,
+    _jsonl_cuts,
+    _split_lines,
+    annotate_ray,
+    iter_output_lines,
+    predict_arrays_ray,
+)
+from spacy_mlbert.evaluation import compute_metrics, load_pipeline, predict_arrays
+from spacy_mlbert.extensions import install_extensions
+from util import TOKENIZER_TEXTS, TRAIN_DATA, make_examples, make_nlp
+
+BATCH = 8
+LANGS = ["en", "es", "fr", "de", "ru", "hi", "zh", "ar", "am"]
+
+
+def corpus(n: int, seed: int = 0):
+    """Short generated multilingual records with ids and extra fields."""
+    rng = numpy.random.default_rng(seed)
+    texts = TOKENIZER_TEXTS
+    for i in range(n):
+        a, b = rng.integers(0, len(texts), size=2)
+        yield {
+            "id": f"doc-{i}" if i % 7 else i,
+            "lang": LANGS[i % len(LANGS)],
+            "text": f"{texts[a]} {texts[b]}",
+            "meta": {"n": i, "tags": ["x"] * (i % 3), "score": None},
+        }
+
+
+def write_lines(path: Path, lines) -> Path:
+    with path.open("w", encoding="utf8", newline="\n") as out:
+        for line in lines:
+            out.write((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    with make_tempdir() as tmp_dir:
+        yield Path(tmp_dir)
+
+
+@pytest.fixture(scope="module")
+def model_dir(workdir, tiny_xlmr_dir):
+    """A tiny transformer + mlbert_textcat pipeline, trained a few steps, on disk."""
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_xlmr_dir)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    for _ in range(4):
+        nlp.update(examples, sgd=optimizer)
+    nlp.get_pipe("mlbert_textcat").set_thresholds({"positive": 0.3, "slow": 0.7})
+    nlp.to_disk(workdir / "model")
+    return workdir / "model"
+
+
+@pytest.fixture(scope="module")
+def ray_module():
+    return pytest.importorskip("ray", reason="the Ray engine needs: pip install 'spacy-mlbert[ray]'")
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_module):
+    """A two-node Ray cluster on 127.0.0.1 (head and worker, one CPU each).
+
+    Ray's test cluster starts the nodes' processes as children of this
+    process and stops exactly those (nothing like `ray stop`, which would
+    end every Ray of the machine). Ray binds to the loopback address only in
+    its single-machine mode, which the engine sets while the nodes start.
+    """
+    from ray.cluster_utils import Cluster
+
+    with ray_engine._loopback_only(ray_module):
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"},
+        )
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        # one connection for all the runs: the engine uses a Ray that is up
+        ray_module.init(address=cluster.address, logging_level="WARNING")
+    try:
+        yield cluster
+    finally:
+        if ray_module.is_initialized():
+            ray_module.shutdown()
+        cluster.shutdown()
+
+
+def settings(cluster, **kwargs) -> RaySettings:
+    values = dict(address=cluster.address, actors=2, batch_size=BATCH, block_batches=2, progress=False)
+    values.update(kwargs)
+    return RaySettings(**values)
+
+
+def make_gold(nlp, repeat: int, prefix: str = "g") -> DocBin:
+    """Gold documents with cats, languages and ids, as the converter writes them."""
+    install_extensions()
+    doc_bin = DocBin(store_user_data=True)
+    for i, (text, cats) in enumerate(TRAIN_DATA * repeat):
+        doc = nlp.make_doc(text if i % 2 else f"{text} {prefix}{i}")
+        doc.cats = dict(cats)
+        doc._.mlbert_lang = LANGS[i % 3]
+        doc._.mlbert_id = f"{prefix}{i}"
+        doc_bin.add(doc)
+    return doc_bin
+
+
+def local_output(nlp, source: Path, target: Path, **kwargs):
+    counts = annotate_jsonl(nlp, source, target, batch_size=BATCH, progress=False, **kwargs)
+    return counts, target.read_text(encoding="utf8")
+
+
+# ------------------------------------------------------------ needs no Ray
+
+
+@pytest.mark.parametrize("ending", [b"", b"\n"])
+@pytest.mark.parametrize("n_lines", [1, 7, 8, 9, 16, 17])
+def test_jsonl_cuts_match_lines(tmp_path, n_lines, ending):
+    lines = [f'{{"text": "line {i}\\r still {i}"}}'.encode() for i in range(n_lines)]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + ending)
+    cuts, count = _jsonl_cuts(path, block_size=8)
+    assert count == n_lines
+    data = path.read_bytes()
+    blocks = [_split_lines(data[a:b]) for a, b in zip(cuts, cuts[1:])]
+    assert [len(block) for block in blocks[:-1]] == [8] * (len(blocks) - 1)
+    assert [line.rstrip(b"\n") for block in blocks for line in block] == lines
+
+
+def test_missing_ray_is_a_coded_message(monkeypatch, workdir, model_dir):
+    # None in sys.modules makes `import ray` fail as if it were not installed
+    monkeypatch.setitem(sys.modules, "ray", None)
+    source = write_lines(workdir / "noray.jsonl", corpus(3))
+    for command in (
+        ["annotate", str(model_dir), str(source), str(workdir / "noray-out"), "--engine", "ray"],
+        ["evaluate", str(model_dir), str(workdir / "none.spacy"), "-o", str(workdir / "m.json"), "--engine", "ray"],
+    ):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1, result.output
+        assert "[E091]" in result.output and 'pip install "spacy-mlbert[ray]"' in result.output
+        assert "Traceback" not in result.output
+    assert not (workdir / "noray-out").exists()
+
+
+def test_engine_options_are_checked(workdir, model_dir):
+    source = write_lines(workdir / "opts.jsonl", corpus(2))
+    runner = CliRunner()
+    cases = [
+        (["--engine", "spark"], "[E092]"),
+        (["--address", "auto"], "[E093] --address applies to --engine ray only"),
+        (["--engine", "ray", "--n-process", "2"], "[E093] --n-process applies to --engine local only"),
+        (["--engine", "ray", "--actors", "0"], "[E090] actors must be an integer >= 1"),
+        (["--n-process", "0"], "[E090] n_process"),
+    ]
+    for extra, expected in cases:
+        result = runner.invoke(app, ["annotate", str(model_dir), str(source), str(workdir / "o.jsonl")] + extra)
+        assert result.exit_code == 1 and expected in result.output, result.output
+    # an output folder that holds other files is never overwritten
+    foreign = workdir / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    result = runner.invoke(app, ["annotate", str(model_dir), str(source), str(foreign), "--engine", "ray"])
+    assert result.exit_code == 1 and "[E094]" in result.output
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_local_n_process_matches_one_process(workdir, model_dir):
+    nlp = load_pipeline(model_dir)
+    source = write_lines(workdir / "np.jsonl", corpus(40))
+    _, one = local_output(nlp, source, workdir / "np1.jsonl")
+    _, two = local_output(nlp, source, workdir / "np2.jsonl", n_process=2)
+    rows_one = [json.loads(line) for line in one.splitlines()]
+    rows_two = [json.loads(line) for line in two.splitlines()]
+    assert [r["id"] for r in rows_two] == [r["id"] for r in rows_one]
+    for a, b in zip(rows_one, rows_two):
+        assert a["labels"] == b["labels"]
+        numpy.testing.assert_allclose(list(a["cats"].values()), list(b["cats"].values()), atol=1e-6)
+    # evaluation: the gold values stay here, the texts go to the processes
+    data = workdir / "np.spacy"
+    make_gold(nlp, 3).to_disk(data)
+    expected = predict_arrays(nlp, data, batch_size=BATCH)
+    arrays = predict_arrays_local(nlp, data, batch_size=BATCH, n_process=2)
+    numpy.testing.assert_allclose(arrays.y_prob, expected.y_prob, atol=1e-6)
+    assert numpy.array_equal(arrays.known, expected.known) and arrays.ids == expected.ids
+
+
+# ------------------------------------------------------------ on Ray
+
+
+def test_ray_output_is_identical_to_local(cluster, workdir, model_dir):
+    """~200 records with invalid and blank lines: the shards, concatenated in
+    name order, are byte for byte the local engine's file."""
+    lines = list(corpus(200))
+    lines[5] = "not json"
+    lines[6] = ""
+    lines[40] = {"id": "no-text", "lang": "en"}
+    lines.append('{"id": "cut", "te')  # a last line cut off
+    source = write_lines(workdir / "in.jsonl", lines)
+    source.write_bytes(source.read_bytes().rstrip(b"\n"))
+    counts, expected = local_output(load_pipeline(model_dir), source, workdir / "local.jsonl", skip_invalid=True)
+    out = workdir / "ray-out"
+    args = ["annotate", str(model_dir), str(source), str(out), "--engine", "ray", "--address", cluster.address]
+    args += ["--actors", "2", "--batch-size", str(BATCH), "--block-batches", "2", "--skip-invalid", "--parquet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Annotated 197 of 201 line(s) on Ray" in result.output
+    manifest = srsly.read_json(out / MANIFEST)
+    assert manifest["counts"] == {"read": 201, "written": 197, "skipped": 4, "blank": 1, "failed": 0}
+    assert (counts["read"], counts["written"], counts["skipped"]) == (201, 197, 4)
+    merged = "".join(path.read_text(encoding="utf8") for path in sorted(out.glob("part-*.jsonl")))
+    assert merged == expected
+    assert "\n".join(iter_output_lines(out)) + "\n" == expected
+    # every skipped line is reported, with its id where the line had one
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text(encoding="utf8").splitlines()]
+    assert [f["line"] for f in failures] == counts["skipped_lines"] == [6, 7, 41, 201]
+    assert failures[2]["id"] == "no-text" and "E023" in failures[2]["reason"]
+    assert failures[1]["kind"] == "blank" and failures[3]["kind"] == "invalid"
+    # blocks of 16 lines, two actors on two nodes
+    assert [s["first_line"] for s in manifest["shards"]] == list(range(1, 202, 16))
+    stats = manifest["ray"]["actor_stats"]
+    assert sum(s["lines"] for s in stats) == 201
+    assert manifest["ray"]["nodes"] == 2
+    assert manifest["settings"]["batch_size"] == BATCH and manifest["model"]["labels"]
+    # the Parquet shards hold the same records
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(str(out / manifest["shards"][0]["parquet"]))
+    rows = table.to_pylist()
+    first_lines = expected.splitlines()[: len(rows)]
+    assert [row["json"] for row in rows] == first_lines
+    assert rows[0]["cats"] == json.loads(first_lines[0])["cats"]
+    assert rows[0]["id"] == "0" and rows[0]["line"] == 1
+
+
+def test_invalid_line_stops_the_run(cluster, workdir, model_dir):
+    lines = list(corpus(40))
+    lines[25] = '{"id": "bad", "text": 5}'
+    source = write_lines(workdir / "bad.jsonl", lines)
+    out = workdir / "bad-out"
+    with pytest.raises(ValueError, match=r"E024.*bad.jsonl, line 26"):
+        annotate_ray(model_dir, source, out, settings=settings(cluster, actors=1))
+    assert not out.exists()
+    assert [p.name for p in workdir.iterdir() if p.name.startswith(".bad-out")] == []
+
+
+class CrashOnce(RayAnnotator):
+    """An actor whose first call (in any actor process) leaves a half-written
+    shard behind and kills its process, as a node failure would."""
+
+    marker = ""
+
+    def __call__(self, batch):
+        if not os.path.exists(self.marker):
+            with open(self.marker, "w") as file_:
+                file_.write(str(os.getpid()))
+            stray = Path(self.options["out_dir"]) / ".part-00000-000000000001.jsonl.dead.tmp"
+            stray.write_text('{"half": ')
+            os._exit(1)
+        return super().__call__(batch)
+
+
+def test_killed_actor_is_retried_without_loss_or_duplicates(cluster, ray_module, workdir, model_dir):
+    # the test module is not importable on Ray's workers: send the class itself
+    ray_module.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    CrashOnce.marker = str(workdir / "crashed.marker")
+    source = write_lines(workdir / "crash.jsonl", corpus(120, seed=1))
+    _, expected = local_output(load_pipeline(model_dir), source, workdir / "crash-local.jsonl")
+    out = workdir / "crash-out"
+    manifest = annotate_ray(
+        model_dir, source, out, settings=settings(cluster, max_restarts=2, max_task_retries=2), annotator_cls=CrashOnce
+    )
+    killed_pid = int(Path(CrashOnce.marker).read_text())
+    assert killed_pid not in {s["pid"] for s in manifest["ray"]["actor_stats"]}
+    assert manifest["counts"]["read"] == manifest["counts"]["written"] == 120
+    lines = list(iter_output_lines(out))
+    ids = [json.loads(line)["id"] for line in lines]
+    assert len(ids) == len(set(ids)) == 120
+    assert "\n".join(lines) + "\n" == expected
+    # what the killed attempt left is gone
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("part-")) == ["failures.jsonl", MANIFEST]
+
+
+def test_evaluate_on_ray_equals_local(cluster, workdir, model_dir):
+    nlp = load_pipeline(model_dir)
+    data = workdir / "gold"
+    data.mkdir()
+    # two files: the batches run across the boundary, as in the local engine
+    make_gold(nlp, 13, "a").to_disk(data / "a.spacy")
+    make_gold(nlp, 30, "b").to_disk(data / "b.spacy")
+    expected = predict_arrays(nlp, data, batch_size=BATCH)
+    arrays = predict_arrays_ray(nlp, model_dir, data, settings=settings(cluster))
+    assert arrays.n_docs == 6 * 43
+    assert numpy.array_equal(arrays.y_prob, expected.y_prob)
+    assert numpy.array_equal(arrays.y_true, expected.y_true) and numpy.array_equal(arrays.known, expected.known)
+    assert arrays.langs == expected.langs and arrays.ids == expected.ids
+    # the command: the same metrics as the local engine
+    result = CliRunner().invoke(app, ["evaluate", str(model_dir), str(data), "-o", str(workdir / "m.json"), "-b", "8"])
+    assert result.exit_code == 0, result.output
+    metrics = compute_metrics(arrays, nlp.get_pipe("mlbert_textcat").thresholds)
+    assert srsly.read_json(workdir / "m.json") == srsly.json_loads(srsly.json_dumps(metrics))
+
+
+@pytest.mark.slow
+def test_ten_thousand_docs_on_a_local_ray(ray_module, workdir, model_dir):
+    """The command as a user runs it: a local Ray started on the fly."""
+    source = write_lines(workdir / "big.jsonl", corpus(10_000, seed=2))
+    _, expected = local_output(load_pipeline(model_dir), source, workdir / "big-local.jsonl")
+    out = workdir / "big-out"
+    command = [sys.executable, "-m", "spacy_mlbert", "annotate", str(model_dir), str(source), str(out)]
+    command += ["--engine", "ray", "--actors", "2", "--batch-size", str(BATCH)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = srsly.read_json(out / MANIFEST)
+    assert manifest["counts"]["written"] == 10_000 and manifest["ray"]["nodes"] == 1
+    assert "\n".join(iter_output_lines(out)) + "\n" == expected
