@@ -453,15 +453,15 @@ def stock_config(project_config):
     --optimize accuracy`` writes it for a transformer: spacy.TextCatEnsemble.v2
     (spacy-transformers TransformerListener.v1 with reduce_mean pooling, plus
     the bag-of-words spacy.TextCatBOW.v3). Squared-error loss on probabilities,
-    one threshold (0.5). The transformer component, the corpora, the batcher,
-    the optimizer and the frozen word embeddings stay as in the project's
-    config, so the component is the only difference.
+    one threshold (0.5). The transformer component (the project's
+    TransformerModel.v1 is spacy-transformers' v3 with clearer errors, and it
+    attaches the project's wordpiece span getters), the tokenizer, the
+    batcher, the optimizer and the frozen word embeddings stay as in the
+    project's config, so the component is the only difference.
     """
     config = project_config.copy()
     del config["components"]["mlbert_textcat"]
     config["nlp"]["pipeline"] = ["transformer", "textcat_multilabel"]
-    # the project's TransformerModel.v1 only adds an error message; stock is v3
-    config["components"]["transformer"]["model"]["@architectures"] = "spacy-transformers.TransformerModel.v3"
     config["components"]["textcat_multilabel"] = {
         "factory": "textcat_multilabel",
         "threshold": 0.5,

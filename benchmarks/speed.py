@@ -120,7 +120,7 @@ def build_pipeline(args: argparse.Namespace, labels: Sequence[str]):
     return nlp
 
 
-def raw_window(config, max_length: int) -> Tuple[int, int]:
+def raw_window(config, max_length: int, tokenizer=None) -> Tuple[int, int]:
     """(wordpieces per window without specials, step) for the raw path's long
     documents, following the pipeline's span getter: wordpiece windows are
     copied as they are; spaCy-token windows (spacy-transformers'
@@ -129,7 +129,12 @@ def raw_window(config, max_length: int) -> Tuple[int, int]:
     are at most as long as the pipeline's)."""
     getter = config["components"]["transformer"]["model"]["get_spans"]
     if "wordpiece" in getter.get("@span_getters", ""):
-        return int(getter["window"]), int(getter["stride"])
+        window, stride = int(getter["window"]), int(getter["stride"])
+        # capped as the span getter caps it: what the encoder takes
+        limit = getattr(tokenizer, "model_max_length", None)
+        if limit is not None and limit < 10**6:
+            window = min(window, limit - 2)
+        return window, min(stride, window)
     window = int(getter.get("window", WINDOW))
     stride = int(getter.get("stride", STRIDE))
     body = max_length - 2  # room for the two special tokens
@@ -152,7 +157,7 @@ class RawPath:
         encoder_layer = textcat.model.get_ref("doc_encoder").layers[-1]
         self.pooling = encoder_layer.attrs.get("pooling", "mean")
         self.max_length = max_length
-        self.window = raw_window(nlp.config, max_length)
+        self.window = raw_window(nlp.config, max_length, self.tokenizer)
 
     def __call__(self, texts: Sequence[str], batch_size: int, max_items: int = 0) -> numpy.ndarray:
         """Probabilities of ``texts``, ``batch_size`` texts per forward pass.
