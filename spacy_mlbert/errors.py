@@ -25,6 +25,16 @@ class Warnings(metaclass=ErrorsWithCodes):
         "Label '{label}' has no positive example among the {count} training "
         "example(s) that annotate it; its pos_weight is set to 1.0."
     )
+    W010 = (
+        "{docs} document(s) in this batch had {windows} window(s) longer than "
+        "the encoder's limit of {max_length} wordpieces; {wordpieces} "
+        "wordpiece(s) were cut and take no part in the prediction. Windows "
+        "counted in spaCy tokens (spacy-transformers.strided_spans.v1) can hold "
+        "too many wordpieces: use 'spacy-mlbert.wordpiece_strided_spans.v1' and "
+        "'spacy-mlbert.ScriptAwareTokenizer.v1' (see docs/long-documents.md). "
+        "With those, only a single spaCy token longer than the window (e.g. a "
+        "very long URL) is cut."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -284,6 +294,40 @@ class Errors(metaclass=ErrorsWithCodes):
     E065 = (
         "The metrics have no '{key}'. Pass the dict returned by "
         "spacy_mlbert.evaluation.evaluate_docbin or compute_metrics."
+    )
+    # long documents: tokenizer and span getter
+    E070 = (
+        "The wordpiece span getter needs 1 <= stride <= window, got window="
+        "{window!r} and stride={stride!r}. window is the number of wordpieces "
+        "per window without the special tokens (e.g. 510), stride the step "
+        "between the starts of two windows (e.g. 384)."
+    )
+    E071 = (
+        "The span getter 'spacy-mlbert.wordpiece_strided_spans.v1' counts "
+        "wordpieces with the encoder's own tokenizer, but it is not attached to "
+        "a transformer. Use it as get_spans of 'spacy-mlbert.TransformerModel.v1' "
+        "or 'spacy-mlbert.WordpieceTransformer.v1' (they call its bind_model), "
+        "or call bind_model(model) yourself."
+    )
+    E072 = (
+        "The span getter 'spacy-mlbert.wordpiece_strided_spans.v1' was called "
+        "before the transformer's encoder was loaded. Call nlp.initialize() "
+        "or load a trained pipeline with spacy.load()."
+    )
+    E073 = (
+        "The span getter 'spacy-mlbert.wordpiece_strided_spans.v1' needs a fast "
+        "(Rust) Hugging Face tokenizer for its character offsets, but the "
+        "encoder's tokenizer is {kind}. Set use_fast = true in "
+        "[components.transformer.model.tokenizer_config], or use "
+        "'spacy-transformers.strided_spans.v1'."
+    )
+    # evaluation and threshold tuning: gold data vs. model labels
+    E074 = (
+        "The gold data has label(s) that component '{name}' does not have: "
+        "{labels} (in {where}). The component's labels are {known}. The scores "
+        "would silently leave these labels out: evaluate with data converted "
+        "with the model's label set (--labels, --aliases), or train a model "
+        "with these labels."
     )
     # engines: local and Ray (spacy_mlbert.engines)
     E090 = "{option} must be {expected}, got {value!r}."

@@ -104,7 +104,13 @@ def load_pipeline(path: Union[str, Path]) -> Language:
             "or by nlp.to_disk()."
         )
         raise ValueError(Errors.E012.format(path=path, hint=hint))
-    nlp = spacy.load(path)
+    try:
+        nlp = spacy.load(path)
+    except OSError as err:
+        # e.g. meta.json or the weights missing: spaCy's own code for that
+        # (its E053) would read like one of this package's
+        hint = f"spaCy could not read it: {err}"
+        raise ValueError(Errors.E012.format(path=path, hint=hint)) from err
     find_textcat(nlp, path)
     return nlp
 
@@ -155,12 +161,36 @@ def read_gold_docs(nlp: Language, path: Union[str, Path]) -> Iterator[Doc]:
     """
     install_extensions()
     for file in docbin_files(path):
-        try:
-            doc_bin = DocBin(store_user_data=True).from_disk(file)
-        except (ValueError, KeyError, TypeError) as err:
-            # DocBin reports format problems as any of these; say which file
-            raise ValueError(Errors.E051.format(path=file, detail=err)) from err
-        yield from doc_bin.get_docs(nlp.vocab)
+        yield from _read_docbin(file).get_docs(nlp.vocab)
+
+
+def _read_docbin(file: Path) -> DocBin:
+    try:
+        return DocBin(store_user_data=True).from_disk(file)
+    except (ValueError, KeyError, TypeError) as err:
+        # DocBin reports format problems as any of these; say which file
+        raise ValueError(Errors.E051.format(path=file, detail=err)) from err
+
+
+def gold_label_files(path: Union[str, Path]) -> Tuple[int, Dict[str, List[str]]]:
+    """The labels that the gold documents annotate, and where, without
+    making the documents (a DocBin keeps each document's cats apart).
+
+    path (Union[str, Path]): A .spacy file or a folder of them.
+    RETURNS (Tuple[int, Dict[str, List[str]]]): The number of documents, and
+        {label: the files that annotate it}, labels in order of appearance.
+    """
+    n_docs = 0
+    where: Dict[str, List[str]] = {}
+    for file in docbin_files(path):
+        doc_bin = _read_docbin(file)
+        n_docs += len(doc_bin)
+        for cats in doc_bin.cats:
+            for label in cats:
+                files = where.setdefault(label, [])
+                if not files or files[-1] != str(file):
+                    files.append(str(file))
+    return n_docs, where
 
 
 def predict_arrays(
@@ -168,16 +198,22 @@ def predict_arrays(
     path_or_docs: DocsOrPath,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    allow_unknown_labels: bool = False,
 ) -> PredictionArrays:
     """Predict every gold document's text and collect the arrays for scoring.
 
     The pipeline runs on new documents made from the gold texts, so the gold
     ``doc.cats`` can neither leak into nor be overwritten by the predictions.
+    Gold labels that the component lacks are an error (E074): the scores would
+    leave them out without a word. Gold files are checked before anything is
+    predicted; documents given directly, after.
 
     nlp (Language): A pipeline with an ``mlbert_textcat`` component.
     path_or_docs (Union[str, Path, Iterable[Doc]]): A .spacy file or folder,
         or the gold documents themselves.
     batch_size (int): Texts per batch for nlp.pipe.
+    allow_unknown_labels (bool): Log gold labels the component lacks and
+        leave them out, instead of raising E074.
     RETURNS (PredictionArrays): Gold values, probabilities, known-mask,
         languages and ids, in gold document order.
     """
@@ -187,10 +223,15 @@ def predict_arrays(
     labels = list(textcat.labels)
     if isinstance(path_or_docs, (str, Path)):
         where = str(path_or_docs)
+        # fail in seconds on the wrong data, not after predicting all of it
+        n_gold, label_files = gold_label_files(path_or_docs)
+        check_gold_labels(n_gold, label_files, name, labels, where, allow_unknown_labels)
         gold_docs: Iterable[Doc] = read_gold_docs(nlp, path_or_docs)
+        checked = True
     else:
         where = "<docs>"
         gold_docs = path_or_docs
+        checked = False
     gold_labels: Dict[str, None] = {}  # an ordered set
     langs: List[str] = []
     ids: List[Optional[str]] = []
@@ -212,21 +253,56 @@ def predict_arrays(
     if not chunks:
         raise ValueError(Errors.E052.format(path=where, action="evaluate"))
     y_true, y_prob, known = (numpy.concatenate(parts) for parts in zip(*chunks))
-    if not known.any():
+    if not checked:
+        label_where = {label: [where] for label in gold_labels}
+        check_gold_labels(len(langs), label_where, name, labels, where, allow_unknown_labels)
+    return PredictionArrays(labels, y_true, y_prob, known, langs, ids)
+
+
+def check_gold_labels(
+    n_docs: int,
+    label_files: Mapping[str, List[str]],
+    name: str,
+    labels: List[str],
+    where: str,
+    allow_unknown: bool,
+) -> None:
+    """Check gold data against the component's labels before scoring it.
+
+    n_docs (int): Number of gold documents.
+    label_files (Mapping[str, List[str]]): {gold label: files that annotate it}
+        (e.g. from gold_label_files), in order of appearance.
+    name (str): The component's name, for the messages.
+    labels (List[str]): The component's labels.
+    where (str): The data, for the messages.
+    allow_unknown (bool): Log gold labels the component lacks instead of
+        raising E074.
+    RAISES (ValueError): E052 (no documents), E053 (no label of the component
+        annotated) or E074 (gold labels the component lacks).
+    """
+    if n_docs == 0:
+        raise ValueError(Errors.E052.format(path=where, action="evaluate"))
+    if not any(label in label_files for label in labels):
         raise ValueError(
             Errors.E053.format(
-                n_docs=len(langs), path=where, name=name, labels=labels, found=list(gold_labels)
+                n_docs=n_docs, path=where, name=name, labels=labels, found=list(label_files)
             )
         )
-    extra = [label for label in gold_labels if label not in textcat.labels]
-    if extra:
+    extra = [label for label in label_files if label not in labels]
+    if not extra:
+        return
+    if allow_unknown:
         logger.warning(
             "Gold labels %s in '%s' are not labels of component '%s'; they are ignored.",
             extra,
             where,
             name,
         )
-    return PredictionArrays(labels, y_true, y_prob, known, langs, ids)
+        return
+    files = sorted({file for label in extra for file in label_files[label]})
+    shown = ", ".join(f"'{file}'" for file in files[:5])
+    shown += f" and {len(files) - 5} more file(s)" if len(files) > 5 else ""
+    raise ValueError(Errors.E074.format(name=name, labels=extra, where=shown, known=labels))
 
 
 def compute_metrics(arrays: PredictionArrays, thresholds: Mapping[str, float]) -> Dict[str, Any]:
@@ -259,6 +335,7 @@ def evaluate_docbin(
     path_or_docs: DocsOrPath,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    allow_unknown_labels: bool = False,
 ) -> Dict[str, Any]:
     """Score a pipeline on gold documents with the component's own thresholds.
 
@@ -266,9 +343,12 @@ def evaluate_docbin(
     path_or_docs (Union[str, Path, Iterable[Doc]]): A .spacy file or folder,
         or the gold documents.
     batch_size (int): Texts per batch for nlp.pipe.
+    allow_unknown_labels (bool): See predict_arrays.
     RETURNS (Dict[str, Any]): See compute_metrics.
     """
-    arrays = predict_arrays(nlp, path_or_docs, batch_size=batch_size)
+    arrays = predict_arrays(
+        nlp, path_or_docs, batch_size=batch_size, allow_unknown_labels=allow_unknown_labels
+    )
     _, textcat = find_textcat(nlp)
     return compute_metrics(arrays, textcat.thresholds)
 

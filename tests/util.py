@@ -34,17 +34,34 @@ def make_examples(nlp: Language, data=TRAIN_DATA) -> List[Example]:
     return [Example.from_dict(nlp.make_doc(text), {"cats": cats}) for text, cats in data]
 
 
-def transformer_config(encoder_dir: Path, *, window: int = 128, stride: int = 96) -> Dict:
+# The windows of the shipped configs: up to 510 wordpieces (capped to what the
+# encoder takes: 126 for the tiny test encoders), a new window every 96.
+WORDPIECE_SPANS: Dict = {
+    "@span_getters": "spacy-mlbert.wordpiece_strided_spans.v1",
+    "window": 510,
+    "stride": 96,
+}
+SCRIPT_AWARE_TOKENIZER = "spacy-mlbert.ScriptAwareTokenizer.v1"
+
+
+def transformer_config(
+    encoder_dir: Path, *, window: int = 128, stride: int = 96, get_spans: Optional[Dict] = None
+) -> Dict:
+    """The transformer component's config. Windows are spacy-transformers'
+    strided_spans (window and stride in spaCy tokens) unless ``get_spans``
+    gives another span getter, e.g. WORDPIECE_SPANS."""
+    if get_spans is None:
+        get_spans = {
+            "@span_getters": "spacy-transformers.strided_spans.v1",
+            "window": window,
+            "stride": stride,
+        }
     return {
         "model": {
             "@architectures": "spacy-mlbert.TransformerModel.v1",
             "name": str(encoder_dir),
             "tokenizer_config": {"use_fast": True},
-            "get_spans": {
-                "@span_getters": "spacy-transformers.strided_spans.v1",
-                "window": window,
-                "stride": stride,
-            },
+            "get_spans": dict(get_spans),
         }
     }
 
@@ -54,10 +71,18 @@ def make_nlp(
     *,
     pooling: str = "cls",
     textcat_config: Optional[Dict] = None,
+    get_spans: Optional[Dict] = None,
+    tokenizer: Optional[str] = None,
 ) -> Language:
-    """A blank multilingual pipeline: transformer + mlbert_textcat listening to it."""
-    nlp = spacy.blank("xx")
-    nlp.add_pipe("transformer", config=transformer_config(encoder_dir))
+    """A blank multilingual pipeline: transformer + mlbert_textcat listening to it.
+
+    get_spans (Optional[Dict]): The span getter's config (default: strided_spans).
+    tokenizer (Optional[str]): A registered tokenizer, e.g. SCRIPT_AWARE_TOKENIZER
+        (default: spaCy's own).
+    """
+    config = {"nlp": {"tokenizer": {"@tokenizers": tokenizer}}} if tokenizer else {}
+    nlp = spacy.blank("xx", config=config)
+    nlp.add_pipe("transformer", config=transformer_config(encoder_dir, get_spans=get_spans))
     config = {
         "model": {
             "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",

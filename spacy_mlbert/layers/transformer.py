@@ -1,16 +1,25 @@
-"""spacy-transformers' TransformerModel, with a clear error for a bad encoder name.
+"""spacy-transformers' TransformerModel, with a clear error for a bad encoder
+name and a warning when wordpieces are cut.
 
 The encoder is only loaded at ``initialize`` (a saved pipeline carries its own
 weights), so the check runs there, not when the config is built: loading a
 trained pipeline must keep working after the source folder is gone.
+
+spacy-transformers drops the wordpieces of a window past the encoder's limit
+without a word. The forward pass here counts them (docs, windows, wordpieces)
+and warns once per batch (W010).
 """
+import warnings
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, List, Optional, Tuple
 
+from spacy.tokens import Doc
+from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers import TransformerModel
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
+from ..span_getters import NO_MAX_LENGTH
 
 
 def CheckedTransformerModel(
@@ -21,7 +30,18 @@ def CheckedTransformerModel(
     mixed_precision: bool = False,
     grad_scaler_config: dict = {},
 ) -> TransformerModel:
-    """A TransformerModel whose initialization names a missing encoder clearly."""
+    """A TransformerModel whose initialization names a missing encoder clearly,
+    whose forward pass warns (W010) when wordpieces are cut, and which binds a
+    span getter that counts wordpieces (it has ``bind_model``) to itself.
+
+    name (str): Hugging Face model name or local folder.
+    get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
+    tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
+    transformer_config (dict): Settings passed to the Hugging Face model.
+    mixed_precision (bool): Use mixed precision on GPU.
+    grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
+    RETURNS (TransformerModel): The transformer.
+    """
     model = TransformerModel(
         name,
         get_spans,
@@ -31,6 +51,11 @@ def CheckedTransformerModel(
         grad_scaler_config=grad_scaler_config,
     )
     model.init = partial(_init_with_clear_errors, model.init)
+    model._func = partial(_forward_counting_cuts, model._func)
+    # A span getter that measures wordpieces (spacy-mlbert.wordpiece_strided_spans.v1)
+    # reads the tokenizer from this model whenever it makes windows.
+    if hasattr(get_spans, "bind_model"):
+        get_spans.bind_model(model)
     return model
 
 
@@ -44,3 +69,69 @@ def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> N
         if Path(name).expanduser().exists():
             raise
         raise ValueError(f"{Errors.E010.format(path=name)} (Hugging Face said: {err})") from err
+
+
+def _forward_counting_cuts(
+    original_forward: Callable, model: TransformerModel, docs: List[Doc], is_train: bool
+) -> Tuple[FullTransformerBatch, Callable]:
+    output, backprop = original_forward(model, docs, is_train=is_train)
+    n_docs, n_windows, n_wordpieces = count_cut_wordpieces(model.tokenizer, output)
+    if n_windows:
+        message = Warnings.W010.format(
+            docs=n_docs,
+            windows=n_windows,
+            max_length=model.tokenizer.model_max_length,
+            wordpieces=n_wordpieces,
+        )
+        # warnings.warn would keep every distinct message (they hold counts)
+        # in this module's __warningregistry__ for good: a slow leak in a
+        # long-running service. A registry of None keeps nothing.
+        warnings.warn_explicit(message, UserWarning, __file__, 0, module=__name__, registry=None)
+    return output, backprop
+
+
+def count_cut_wordpieces(tokenizer, output: FullTransformerBatch) -> Tuple[int, int, int]:
+    """Count the windows that spacy-transformers cut to the encoder's limit.
+
+    A cut window fills the limit and does not end with the tokenizer's closing
+    special token (</s>, [SEP]), which is the first wordpiece to go. Only such
+    windows are tokenized again, to count what was dropped.
+
+    tokenizer (PreTrainedTokenizerBase): The encoder's tokenizer.
+    output (FullTransformerBatch): The transformer's output for a batch.
+    RETURNS (Tuple[int, int, int]): Documents, windows and wordpieces cut.
+    """
+    max_length = getattr(tokenizer, "model_max_length", None)
+    input_ids = output.wordpieces.input_ids
+    if max_length is None or max_length >= NO_MAX_LENGTH or input_ids.shape[1] < max_length:
+        return 0, 0, 0
+    lengths = output.wordpieces.attention_mask.sum(axis=1)
+    closing_id = _closing_special_id(tokenizer)
+    n_docs = n_windows = n_wordpieces = 0
+    row = 0
+    for doc_spans in output.spans:
+        cut_here = False
+        for span in doc_spans:
+            full = int(lengths[row]) >= max_length
+            if full and (closing_id is None or int(input_ids[row, max_length - 1]) != closing_id):
+                encoding = tokenizer(span.text, add_special_tokens=True, verbose=False)
+                cut = len(encoding["input_ids"]) - max_length
+                if cut > 0:
+                    n_windows += 1
+                    n_wordpieces += cut
+                    cut_here = True
+            row += 1
+        n_docs += int(cut_here)
+    return n_docs, n_windows, n_wordpieces
+
+
+def _closing_special_id(tokenizer) -> Optional[int]:
+    """The special token the tokenizer puts after a text (</s>, [SEP]), or
+    None if it puts none. Not all_special_ids: [UNK] is one of them, and a
+    cut window can well end with it."""
+    with_specials = tokenizer("a", add_special_tokens=True, verbose=False)["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False, verbose=False)["input_ids"]
+    if not with_specials or (plain and with_specials[-len(plain) :] == plain):
+        return None  # nothing after the text
+    last = int(with_specials[-1])
+    return last if last in tokenizer.all_special_ids else None
