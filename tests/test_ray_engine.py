@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy
 import pytest
 import srsly
-from spacy.tokens import DocBin
-from spacy.util import fix_random_seed, make_tempdir
+from spacy.util import make_tempdir
 from typer.testing import CliRunner
 
-from spacy_mlbert.annotate import annotate_jsonl
+from engines_util import BATCH, corpus, local_output, make_gold, save_tiny_pipeline, write_lines
 from spacy_mlbert.cli import app
 from spacy_mlbert.engines import ray_engine
-from spacy_mlbert.engines.local import predict_arrays_local
 from spacy_mlbert.engines.ray_engine import (
     MANIFEST,
     RayAnnotator,
@@ -33,32 +31,6 @@ from spacy_mlbert.engines.ray_engine import (
     predict_arrays_ray,
 )
 from spacy_mlbert.evaluation import compute_metrics, load_pipeline, predict_arrays
-from spacy_mlbert.extensions import install_extensions
-from util import TOKENIZER_TEXTS, TRAIN_DATA, make_examples, make_nlp
-
-BATCH = 8
-LANGS = ["en", "es", "fr", "de", "ru", "hi", "zh", "ar", "am"]
-
-
-def corpus(n: int, seed: int = 0):
-    """Short generated multilingual records with ids and extra fields."""
-    rng = numpy.random.default_rng(seed)
-    texts = TOKENIZER_TEXTS
-    for i in range(n):
-        a, b = rng.integers(0, len(texts), size=2)
-        yield {
-            "id": f"doc-{i}" if i % 7 else i,
-            "lang": LANGS[i % len(LANGS)],
-            "text": f"{texts[a]} {texts[b]}",
-            "meta": {"n": i, "tags": ["x"] * (i % 3), "score": None},
-        }
-
-
-def write_lines(path: Path, lines) -> Path:
-    with path.open("w", encoding="utf8", newline="\n") as out:
-        for line in lines:
-            out.write((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +41,7 @@ def workdir():
 
 @pytest.fixture(scope="module")
 def model_dir(workdir, tiny_xlmr_dir):
-    """A tiny transformer + mlbert_textcat pipeline, trained a few steps, on disk."""
-    fix_random_seed(0)
-    nlp = make_nlp(tiny_xlmr_dir)
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(get_examples=lambda: examples)
-    for _ in range(4):
-        nlp.update(examples, sgd=optimizer)
-    nlp.get_pipe("mlbert_textcat").set_thresholds({"positive": 0.3, "slow": 0.7})
-    nlp.to_disk(workdir / "model")
-    return workdir / "model"
+    return save_tiny_pipeline(tiny_xlmr_dir, workdir / "model")
 
 
 @pytest.fixture(scope="module")
@@ -117,24 +80,6 @@ def settings(cluster, **kwargs) -> RaySettings:
     values = dict(address=cluster.address, actors=2, batch_size=BATCH, block_batches=2, progress=False)
     values.update(kwargs)
     return RaySettings(**values)
-
-
-def make_gold(nlp, repeat: int, prefix: str = "g") -> DocBin:
-    """Gold documents with cats, languages and ids, as the converter writes them."""
-    install_extensions()
-    doc_bin = DocBin(store_user_data=True)
-    for i, (text, cats) in enumerate(TRAIN_DATA * repeat):
-        doc = nlp.make_doc(text if i % 2 else f"{text} {prefix}{i}")
-        doc.cats = dict(cats)
-        doc._.mlbert_lang = LANGS[i % 3]
-        doc._.mlbert_id = f"{prefix}{i}"
-        doc_bin.add(doc)
-    return doc_bin
-
-
-def local_output(nlp, source: Path, target: Path, **kwargs):
-    counts = annotate_jsonl(nlp, source, target, batch_size=BATCH, progress=False, **kwargs)
-    return counts, target.read_text(encoding="utf8")
 
 
 # ------------------------------------------------------------ needs no Ray
@@ -189,26 +134,6 @@ def test_engine_options_are_checked(workdir, model_dir):
     result = runner.invoke(app, ["annotate", str(model_dir), str(source), str(foreign), "--engine", "ray"])
     assert result.exit_code == 1 and "[E094]" in result.output
     assert (foreign / "notes.txt").read_text() == "keep me"
-
-
-def test_local_n_process_matches_one_process(workdir, model_dir):
-    nlp = load_pipeline(model_dir)
-    source = write_lines(workdir / "np.jsonl", corpus(40))
-    _, one = local_output(nlp, source, workdir / "np1.jsonl")
-    _, two = local_output(nlp, source, workdir / "np2.jsonl", n_process=2)
-    rows_one = [json.loads(line) for line in one.splitlines()]
-    rows_two = [json.loads(line) for line in two.splitlines()]
-    assert [r["id"] for r in rows_two] == [r["id"] for r in rows_one]
-    for a, b in zip(rows_one, rows_two):
-        assert a["labels"] == b["labels"]
-        numpy.testing.assert_allclose(list(a["cats"].values()), list(b["cats"].values()), atol=1e-6)
-    # evaluation: the gold values stay here, the texts go to the processes
-    data = workdir / "np.spacy"
-    make_gold(nlp, 3).to_disk(data)
-    expected = predict_arrays(nlp, data, batch_size=BATCH)
-    arrays = predict_arrays_local(nlp, data, batch_size=BATCH, n_process=2)
-    numpy.testing.assert_allclose(arrays.y_prob, expected.y_prob, atol=1e-6)
-    assert numpy.array_equal(arrays.known, expected.known) and arrays.ids == expected.ids
 
 
 # ------------------------------------------------------------ on Ray

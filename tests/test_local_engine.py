@@ -1,0 +1,42 @@
+"""The local engine with several processes: nlp.pipe(n_process=2) in annotate and evaluate."""
+import json
+from pathlib import Path
+
+import numpy
+import pytest
+from spacy.util import make_tempdir
+
+from engines_util import BATCH, corpus, local_output, make_gold, save_tiny_pipeline, write_lines
+from spacy_mlbert.engines.local import predict_arrays_local
+from spacy_mlbert.evaluation import load_pipeline, predict_arrays
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    with make_tempdir() as tmp_dir:
+        yield Path(tmp_dir)
+
+
+@pytest.fixture(scope="module")
+def model_dir(workdir, tiny_xlmr_dir):
+    return save_tiny_pipeline(tiny_xlmr_dir, workdir / "model")
+
+
+def test_local_n_process_matches_one_process(workdir, model_dir):
+    nlp = load_pipeline(model_dir)
+    source = write_lines(workdir / "np.jsonl", corpus(40))
+    _, one = local_output(nlp, source, workdir / "np1.jsonl")
+    _, two = local_output(nlp, source, workdir / "np2.jsonl", n_process=2)
+    rows_one = [json.loads(line) for line in one.splitlines()]
+    rows_two = [json.loads(line) for line in two.splitlines()]
+    assert [r["id"] for r in rows_two] == [r["id"] for r in rows_one]
+    for a, b in zip(rows_one, rows_two):
+        assert a["labels"] == b["labels"]
+        numpy.testing.assert_allclose(list(a["cats"].values()), list(b["cats"].values()), atol=1e-6)
+    # evaluation: the gold values stay here, the texts go to the processes
+    data = workdir / "np.spacy"
+    make_gold(nlp, 3).to_disk(data)
+    expected = predict_arrays(nlp, data, batch_size=BATCH)
+    arrays = predict_arrays_local(nlp, data, batch_size=BATCH, n_process=2)
+    numpy.testing.assert_allclose(arrays.y_prob, expected.y_prob, atol=1e-6)
+    assert numpy.array_equal(arrays.known, expected.known) and arrays.ids == expected.ids
