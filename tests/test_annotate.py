@@ -4,14 +4,13 @@ from pathlib import Path
 
 import pytest
 from numpy.testing import assert_allclose
-from spacy.util import fix_random_seed, make_tempdir
+from spacy.util import make_tempdir
 from typer.testing import CliRunner
 
-from encoders import build_tiny_xlmr
 from spacy_mlbert.annotate import annotate_jsonl
 from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import find_textcat, load_pipeline
-from util import TOKENIZER_TEXTS, TRAIN_DATA, make_examples, make_nlp
+from util import TRAIN_DATA, save_tiny_pipeline
 
 LABELS = ["positive", "negative", "useful", "slow"]
 
@@ -44,19 +43,9 @@ def workdir():
 
 
 @pytest.fixture(scope="module")
-def model_dir(workdir):
-    """A tiny transformer + mlbert_textcat pipeline, trained a few steps, saved
-    with thresholds that differ per label."""
-    encoder = build_tiny_xlmr(TOKENIZER_TEXTS, workdir / "encoder")
-    fix_random_seed(0)
-    nlp = make_nlp(encoder)
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(get_examples=lambda: examples)
-    for _ in range(6):
-        nlp.update(examples, sgd=optimizer)
-    nlp.get_pipe("mlbert_textcat").set_thresholds({"positive": 0.3, "slow": 0.7})
-    nlp.to_disk(workdir / "model")
-    return workdir / "model"
+def model_dir(workdir, tiny_xlmr_dir):
+    """A tiny transformer + mlbert_textcat pipeline, trained a few steps and saved."""
+    return save_tiny_pipeline(tiny_xlmr_dir, workdir / "model", steps=6, thresholds={"positive": 0.3, "slow": 0.7})
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,9 @@ import pytest
 import spacy
 from numpy.testing import assert_allclose
 from spacy.tokens import DocBin
-from spacy.util import fix_random_seed, make_tempdir
+from spacy.util import make_tempdir
 from typer.testing import CliRunner
 
-from encoders import build_tiny_xlmr
 from spacy_mlbert import install_extensions
 from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import (
@@ -24,7 +23,7 @@ from spacy_mlbert.evaluation import (
 )
 from spacy_mlbert.metrics import multilabel_scores
 from spacy_mlbert.report import markdown_report, write_report
-from util import TOKENIZER_TEXTS, TRAIN_DATA, make_examples, make_nlp
+from util import TRAIN_DATA, save_tiny_pipeline
 
 LABELS = ["positive", "negative", "useful", "slow"]
 LANGS = ["en", "en", "es", "fr", "zh", "ar"]
@@ -59,17 +58,9 @@ def workdir():
 
 
 @pytest.fixture(scope="module")
-def model_dir(workdir):
+def model_dir(workdir, tiny_xlmr_dir):
     """A tiny transformer + mlbert_textcat pipeline, trained a few steps and saved."""
-    encoder = build_tiny_xlmr(TOKENIZER_TEXTS, workdir / "encoder")
-    fix_random_seed(0)
-    nlp = make_nlp(encoder)
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(get_examples=lambda: examples)
-    for _ in range(8):
-        nlp.update(examples, sgd=optimizer)
-    nlp.to_disk(workdir / "model")
-    return workdir / "model"
+    return save_tiny_pipeline(tiny_xlmr_dir, workdir / "model", steps=8)
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ import pytest
 import spacy
 import srsly
 from spacy.tokens import DocBin
-from spacy.util import fix_random_seed, make_tempdir
+from spacy.util import make_tempdir
 from typer.testing import CliRunner
 
-from encoders import build_tiny_xlmr
 from spacy_mlbert import install_extensions
 from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import evaluate_docbin, find_textcat
@@ -22,7 +21,7 @@ from spacy_mlbert.thresholds import (
     tune_pipeline,
     tune_thresholds,
 )
-from util import TOKENIZER_TEXTS, TRAIN_DATA, make_examples, make_nlp
+from util import TRAIN_DATA, save_tiny_pipeline
 
 LABELS = ["positive", "negative", "useful", "slow"]
 
@@ -168,17 +167,9 @@ def workdir():
 
 
 @pytest.fixture(scope="module")
-def model_dir(workdir):
+def model_dir(workdir, tiny_xlmr_dir):
     """A tiny transformer + mlbert_textcat pipeline, trained a few steps and saved."""
-    encoder = build_tiny_xlmr(TOKENIZER_TEXTS, workdir / "encoder")
-    fix_random_seed(0)
-    nlp = make_nlp(encoder)
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(get_examples=lambda: examples)
-    for _ in range(6):
-        nlp.update(examples, sgd=optimizer)
-    nlp.to_disk(workdir / "model")
-    return workdir / "model"
+    return save_tiny_pipeline(tiny_xlmr_dir, workdir / "model", steps=6)
 
 
 @pytest.fixture(scope="module")

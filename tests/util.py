@@ -96,3 +96,26 @@ def make_nlp(
     config.update(textcat_config or {})
     nlp.add_pipe("mlbert_textcat", config=config)
     return nlp
+
+
+def save_tiny_pipeline(
+    encoder_dir: Path,
+    output_dir: Path,
+    *,
+    steps: int = 4,
+    thresholds: Optional[Dict[str, float]] = None,
+) -> Path:
+    """A transformer + mlbert_textcat pipeline trained ``steps`` updates on
+    TRAIN_DATA, with optional per-label thresholds, saved to ``output_dir``."""
+    from spacy.util import fix_random_seed
+
+    fix_random_seed(0)
+    nlp = make_nlp(encoder_dir)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer)
+    if thresholds:
+        nlp.get_pipe("mlbert_textcat").set_thresholds(thresholds)
+    nlp.to_disk(output_dir)
+    return output_dir
