@@ -319,6 +319,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     torch.manual_seed(args.seed)
     for system in args.systems:
         log(f"system {system}: start (load {_loadavg()[0]:.2f})")
+        cpu_start = time.process_time()
         if system == "tfidf":
             result = run_tfidf(data, y_true)
         elif system == "plain":
@@ -328,6 +329,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         else:
             result = run_mlbert(data, y_true, paths, args, len(fit), project_config)
         key = args.mlbert_name if system == "mlbert" else system
+        # on a shared machine wall seconds also count others' work: CPU
+        # seconds of this process (training, prediction and scoring) beside them
+        result["cpu_seconds_whole_system"] = round(time.process_time() - cpu_start, 1)
         results["systems"][key] = result
         log(f"system {key}: average macro-F1 {result['average']['macro_f']:.4f}, train {result['train_seconds']} s")
         _write(results, args.out)  # after each system, so a cut-off run keeps its figures
