@@ -140,48 +140,60 @@ def test_engine_options_are_checked(workdir, model_dir):
 
 
 def test_ray_output_is_identical_to_local(cluster, workdir, model_dir):
-    """~200 records with invalid and blank lines: the shards, concatenated in
-    name order, are byte for byte the local engine's file."""
+    """A folder with ~200 JSONL lines (invalid, blank and cut-off ones among
+    them) and 40 Parquet rows: the JSONL shards, concatenated in name order,
+    are byte for byte the local engine's file; the Parquet rows get the
+    predictions the local engine gives the same records."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     lines = list(corpus(200))
     lines[5] = "not json"
     lines[6] = ""
     lines[40] = {"id": "no-text", "lang": "en"}
     lines.append('{"id": "cut", "te')  # a last line cut off
-    source = write_lines(workdir / "in.jsonl", lines)
+    folder = workdir / "in"
+    folder.mkdir()
+    source = write_lines(folder / "a.jsonl", lines)
     source.write_bytes(source.read_bytes().rstrip(b"\n"))
-    counts, expected = local_output(load_pipeline(model_dir), source, workdir / "local.jsonl", skip_invalid=True)
+    rows = [dict(row, id=str(row["id"])) for row in corpus(40, seed=3)]
+    pq.write_table(pa.Table.from_pylist(rows), str(folder / "b.parquet"), row_group_size=7)
+    nlp = load_pipeline(model_dir)
+    counts, expected = local_output(nlp, source, workdir / "local.jsonl", skip_invalid=True)
+    _, expected_b = local_output(nlp, write_lines(workdir / "b.jsonl", rows), workdir / "local-b.jsonl")
     out = workdir / "ray-out"
-    args = ["annotate", str(model_dir), str(source), str(out), "--engine", "ray", "--address", cluster.address]
+    args = ["annotate", str(model_dir), str(folder), str(out), "--engine", "ray", "--address", cluster.address]
     args += ["--actors", "2", "--batch-size", str(BATCH), "--block-batches", "2", "--skip-invalid", "--parquet"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "Annotated 197 of 201 line(s) on Ray" in result.output
+    assert "Annotated 237 of 241 line(s) on Ray" in result.output
     manifest = srsly.read_json(out / MANIFEST)
-    assert manifest["counts"] == {"read": 201, "written": 197, "skipped": 4, "blank": 1, "failed": 0}
+    assert manifest["counts"] == {"read": 241, "written": 237, "skipped": 4, "blank": 1, "failed": 0}
     assert (counts["read"], counts["written"], counts["skipped"]) == (201, 197, 4)
-    merged = "".join(path.read_text(encoding="utf8") for path in sorted(out.glob("part-*.jsonl")))
+    merged = "".join(path.read_text(encoding="utf8") for path in sorted(out.glob("part-00000-*.jsonl")))
     assert merged == expected
-    assert "\n".join(iter_output_lines(out)) + "\n" == expected
+    shards_b = sorted(out.glob("part-00001-*.jsonl"))
+    from_parquet = [json.loads(line) for path in shards_b for line in path.read_text(encoding="utf8").splitlines()]
+    assert from_parquet == [json.loads(line) for line in expected_b.splitlines()]
+    assert "\n".join(iter_output_lines(out)) + "\n" == expected + expected_b
     # every skipped line is reported, with its id where the line had one
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text(encoding="utf8").splitlines()]
     assert [f["line"] for f in failures] == counts["skipped_lines"] == [6, 7, 41, 201]
     assert failures[2]["id"] == "no-text" and "E023" in failures[2]["reason"]
     assert failures[1]["kind"] == "blank" and failures[3]["kind"] == "invalid"
-    # blocks of 16 lines, two actors on two nodes
-    assert [s["first_line"] for s in manifest["shards"]] == list(range(1, 202, 16))
-    stats = manifest["ray"]["actor_stats"]
-    assert sum(s["lines"] for s in stats) == 201
+    # blocks of 16 lines, on two nodes
+    firsts = [(s["source"], s["first_line"]) for s in manifest["shards"]]
+    assert firsts == [(0, n) for n in range(1, 202, 16)] + [(1, n) for n in range(1, 41, 16)]
+    assert sum(s["lines"] for s in manifest["ray"]["actor_stats"]) == 241
     assert manifest["ray"]["nodes"] == 2
     assert manifest["settings"]["batch_size"] == BATCH and manifest["model"]["labels"]
     # the Parquet shards hold the same records
-    import pyarrow.parquet as pq
-
     table = pq.read_table(str(out / manifest["shards"][0]["parquet"]))
-    rows = table.to_pylist()
-    first_lines = expected.splitlines()[: len(rows)]
-    assert [row["json"] for row in rows] == first_lines
-    assert rows[0]["cats"] == json.loads(first_lines[0])["cats"]
-    assert rows[0]["id"] == "0" and rows[0]["line"] == 1
+    shard_rows = table.to_pylist()
+    first_lines = expected.splitlines()[: len(shard_rows)]
+    assert [row["json"] for row in shard_rows] == first_lines
+    assert shard_rows[0]["cats"] == json.loads(first_lines[0])["cats"]
+    assert shard_rows[0]["id"] == "0" and shard_rows[0]["line"] == 1
 
 
 def test_invalid_line_stops_the_run(cluster, workdir, model_dir):

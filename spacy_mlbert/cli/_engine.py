@@ -19,7 +19,9 @@ ADDRESS = typer.Option(
     "--address",
     help="Ray: Cluster: auto, HOST:PORT or ray://HOST:PORT (default: start a local Ray on 127.0.0.1)",
 )
-ACTORS = typer.Option(None, "--actors", help="Ray: Actors, each loading the pipeline once (default: as resources allow)")
+ACTORS = typer.Option(
+    None, "--actors", help="Ray: Actors, each loading the pipeline once (default: as resources allow)"
+)
 NUM_CPUS = typer.Option(None, "--num-cpus", help="Ray: CPUs per actor (default 1)")
 NUM_GPUS = typer.Option(None, "--num-gpus", help="Ray: GPUs per actor (default 0)")
 BLOCK_BATCHES = typer.Option(

@@ -55,7 +55,8 @@ def evaluate_cli(
         else:
             from ..engines.local import predict_arrays_local
 
-            arrays = predict_arrays_local(nlp, data, batch_size=batch_size, n_process=1 if options.n_process is None else options.n_process)
+            n = 1 if options.n_process is None else options.n_process
+            arrays = predict_arrays_local(nlp, data, batch_size=batch_size, n_process=n)
         metrics = compute_metrics(arrays, textcat.thresholds)
         output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, metrics)

@@ -680,9 +680,8 @@ class RayAnnotator:
             except Exception as err:  # noqa: BLE001 (reported with the record)
                 docs.append(None)
                 summary["failed"] += 1
-                summary["failures"].append(
-                    {"line": number, "id": _record_id(record), "kind": "failed", "reason": f"{type(err).__name__}: {err}"}
-                )
+                reason = f"{type(err).__name__}: {err}"
+                summary["failures"].append({"line": number, "id": _record_id(record), "kind": "failed", "reason": reason})
         return docs
 
 
@@ -787,7 +786,7 @@ def annotate_ray(
     }
     try:
         collected = _Collected()
-        ray_info: Dict[str, Any] = {}
+        ray_info: Dict[str, Any] = {"version": None, "nodes": 0, "actors": 0}  # an empty input needs no Ray
         if blocks:
             with ray_session(settings.address) as ray:
                 concurrency = _pool_size(ray, settings, len(blocks))
@@ -1025,7 +1024,9 @@ def _check_output_dir(out_dir: Path, sources: Sequence[Source]) -> None:
             raise ValueError(Errors.E094.format(path=out_dir, problem=f"holds the input '{source.path}'"))
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
         raise ValueError(
-            Errors.E094.format(path=out_dir, problem="holds files and is not the output of an earlier run (no manifest.json)")
+            Errors.E094.format(
+                path=out_dir, problem="holds files and is not the output of an earlier run (no manifest.json)"
+            )
         )
 
 
@@ -1137,7 +1138,9 @@ def predict_arrays_ray(
                 dataset = ray.data.from_items(blocks, override_num_blocks=len(blocks)).map_batches(
                     RayPredictor, fn_constructor_args=(model, options), **_map_batches_args(ray, settings, concurrency)
                 )
-            bar = tqdm(total=len(collector), unit="doc", desc="Predicting on Ray", disable=not settings.progress, leave=False)
+            bar = tqdm(
+                total=len(collector), unit="doc", desc="Predicting on Ray", disable=not settings.progress, leave=False
+            )
             try:
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                     for first, raw in zip(batch["first"], batch["probs"]):
@@ -1154,5 +1157,6 @@ def predict_arrays_ray(
                 bar.close()
         if not filled.all():
             missing = int((~filled).sum())
-            raise ValueError(Errors.E097.format(path=data_path, problem=f"{missing} document(s) came back without probabilities"))
+            problem = f"{missing} document(s) came back without probabilities"
+            raise ValueError(Errors.E097.format(path=data_path, problem=problem))
     return collector.arrays(y_prob, str(data_path), name)
