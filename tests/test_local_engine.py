@@ -40,3 +40,17 @@ def test_local_n_process_matches_one_process(workdir, model_dir):
     arrays = predict_arrays_local(nlp, data, batch_size=BATCH, n_process=2)
     numpy.testing.assert_allclose(arrays.y_prob, expected.y_prob, atol=1e-6)
     assert numpy.array_equal(arrays.known, expected.known) and arrays.ids == expected.ids
+
+
+def test_gold_labels_are_checked_before_predicting(workdir, model_dir):
+    """With several processes, gold labels the model lacks are refused (E074)
+    before any process starts, as in the one-process path."""
+    nlp = load_pipeline(model_dir)
+    doc_bin = make_gold(nlp, 1)
+    doc = nlp.make_doc("An extra label.")
+    doc.cats = {"positive": 1.0, "sarcastic": 0.0}
+    doc_bin.add(doc)
+    data = workdir / "extra.spacy"
+    doc_bin.to_disk(data)
+    with pytest.raises(ValueError, match="E074.*sarcastic"):
+        predict_arrays_local(nlp, data, batch_size=BATCH, n_process=2)

@@ -7,13 +7,14 @@ probabilities it gets back; the arrays are built the same way as in
 :func:`spacy_mlbert.metrics.examples_to_arrays`, so the scores are the same.
 """
 import logging
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Union
 
 import numpy
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ..evaluation import UNKNOWN_LANG, PredictionArrays
+from ..evaluation import UNKNOWN_LANG, PredictionArrays, check_gold_labels, gold_label_files
 
 logger = logging.getLogger("spacy_mlbert")
 
@@ -50,37 +51,36 @@ class GoldCollector:
         self.ids.append(gold._.mlbert_id)
         return gold.text
 
-    def arrays(self, y_prob: numpy.ndarray, where: str, name: str) -> PredictionArrays:
+    def arrays(
+        self, y_prob: numpy.ndarray, where: str, name: str, *, checked: bool = False
+    ) -> PredictionArrays:
         """The arrays for scoring, with the checks of predict_arrays.
 
         y_prob (numpy.ndarray): (n_docs, n_labels) probabilities, row i for gold doc i.
         where (str): The data, for the messages.
         name (str): The component's name, for the messages.
+        checked (bool): The gold files were checked already (check_files).
         RETURNS (PredictionArrays): Gold values, probabilities, known-mask,
             languages and ids.
         """
         n_docs = len(self.rows_true)
+        if not checked:
+            label_where = {label: [where] for label in self.gold_labels}
+            check_gold_labels(n_docs, label_where, name, self.labels, where, False)
         if n_docs == 0:
             raise ValueError(Errors.E052.format(path=where, action="evaluate"))
         shape = (n_docs, len(self.labels))
         y_true = numpy.asarray(self.rows_true, dtype="f").reshape(shape)
         known = numpy.asarray(self.rows_known, dtype=bool).reshape(shape)
         y_prob = numpy.asarray(y_prob, dtype="f").reshape(shape)
-        if not known.any():
-            raise ValueError(
-                Errors.E053.format(
-                    n_docs=n_docs, path=where, name=name, labels=self.labels, found=list(self.gold_labels)
-                )
-            )
-        extra = [label for label in self.gold_labels if label not in self.labels]
-        if extra:
-            logger.warning(
-                "Gold labels %s in '%s' are not labels of component '%s'; they are ignored.",
-                extra,
-                where,
-                name,
-            )
         return PredictionArrays(self.labels, y_true, y_prob, known, list(self.langs), list(self.ids))
+
+
+def check_files(path: Union[str, Path], name: str, labels: List[str]) -> None:
+    """Check gold files against the component's labels before predicting
+    anything, as predict_arrays does: fail in seconds on the wrong data."""
+    n_gold, label_files = gold_label_files(path)
+    check_gold_labels(n_gold, label_files, name, list(labels), str(path), False)
 
 
 def probabilities(doc: Doc, labels: List[str]) -> List[float]:

@@ -21,7 +21,7 @@ from ..evaluation import (
     read_gold_docs,
 )
 from ..extensions import install_extensions
-from .gold import GoldCollector, probabilities
+from .gold import GoldCollector, check_files, probabilities
 
 
 def predict_arrays_local(
@@ -48,8 +48,10 @@ def predict_arrays_local(
     install_extensions()
     name, textcat = find_textcat(nlp)
     labels = list(textcat.labels)
-    if isinstance(path_or_docs, (str, Path)):
+    checked = isinstance(path_or_docs, (str, Path))
+    if checked:
         where = str(path_or_docs)
+        check_files(path_or_docs, name, labels)
         gold_docs = read_gold_docs(nlp, path_or_docs)
     else:
         where = "<docs>"
@@ -62,5 +64,5 @@ def predict_arrays_local(
             probabilities(doc, labels) for doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
         ]
     y_prob = numpy.asarray(rows, dtype="f").reshape((len(rows), len(labels)))
-    return collector.arrays(y_prob, where, name)
+    return collector.arrays(y_prob, where, name, checked=checked)
 

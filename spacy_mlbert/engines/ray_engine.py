@@ -72,7 +72,7 @@ from ..evaluation import (
     load_pipeline,
     read_gold_docs,
 )
-from .gold import GoldCollector, probabilities
+from .gold import GoldCollector, check_files, probabilities
 
 logger = logging.getLogger("spacy_mlbert")
 
@@ -1118,6 +1118,7 @@ def predict_arrays_ray(
     name, textcat = find_textcat(nlp)
     labels = list(textcat.labels)
     model = _model_ref(model_path)
+    check_files(data_path, name, labels)
     collector = GoldCollector(labels)
     blocks: List[Dict[str, Any]] = []
     texts: List[str] = []
@@ -1159,4 +1160,4 @@ def predict_arrays_ray(
             missing = int((~filled).sum())
             problem = f"{missing} document(s) came back without probabilities"
             raise ValueError(Errors.E097.format(path=data_path, problem=problem))
-    return collector.arrays(y_prob, str(data_path), name)
+    return collector.arrays(y_prob, str(data_path), name, checked=True)
