@@ -598,14 +598,15 @@ def git_state() -> Dict[str, Any]:
 
     def git(*args: str) -> str:
         try:
+            # keep leading spaces: porcelain lines start with a two-letter status
             return subprocess.run(
                 ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-            ).stdout.strip()
+            ).stdout.rstrip("\n")
         except (OSError, subprocess.CalledProcessError):
             return ""
 
     return {
-        "commit": git("rev-parse", "HEAD"),
+        "commit": git("rev-parse", "HEAD").strip(),
         "modified": [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()],
     }
 

@@ -492,7 +492,19 @@ def section_size(nlp, raw: RawPath, texts: List[str], labels: List[str], args) -
 
 
 def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux
+    """This process's peak resident memory in MB.
+
+    VmHWM (Linux) belongs to the process's current address space, which
+    execve replaces: it counts only this program. ru_maxrss is kept across
+    execve, so a child started from a big parent would report the parent's
+    size; it is only the fallback where /proc is missing.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -502,7 +514,10 @@ def run_child(mode: str, spec: Dict[str, Any]) -> Dict[str, Any]:
 
     texts, labels = spec["texts"], spec["labels"]
     start = time.perf_counter()
-    if mode == "spacy-infer":
+    if mode == "spacy-load":
+        # loading alone: how much of spacy-infer's peak is deserialisation
+        spacy.load(spec["model"])
+    elif mode == "spacy-infer":
         nlp = spacy.load(spec["model"])
         spacy_probs(nlp, texts, spec["batch_size"], labels)
     elif mode == "raw-infer":
@@ -531,7 +546,7 @@ def section_rss(nlp, texts: List[str], labels: List[str], args, work: Path) -> D
     }
     results = {}
     modes = [
-        ("spacy-infer", texts), ("raw-infer", texts),
+        ("spacy-load", texts), ("spacy-infer", texts), ("raw-infer", texts),
         # the peak comes with the first optimizer step (Adam's moments): 3 batches will do
         ("spacy-train", cycle(texts, min(args.train_texts, 48))), ("torch-train", cycle(texts, min(args.train_texts, 48))),
     ]
