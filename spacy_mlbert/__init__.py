@@ -6,7 +6,7 @@ through entry points without an import.
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import architectures, callbacks, readers, scorers  # noqa: F401  (registers the names)
+from . import architectures, callbacks, readers, schedules, scorers  # noqa: F401  (registers the names)
 from .extensions import install_extensions
 from .pipeline import MultiLabelBertCategorizer, make_mlbert_textcat
 

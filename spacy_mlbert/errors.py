@@ -25,6 +25,11 @@ class Warnings(metaclass=ErrorsWithCodes):
         "Label '{label}' has no positive example among the {count} training "
         "example(s) that annotate it; its pos_weight is set to 1.0."
     )
+    W003 = (
+        "spacy-mlbert.warmup_linear_epochs.v1 has no training corpus to count "
+        "(paths.train is null) and no total_steps: the learning rate stays at "
+        "its peak after the warm-up."
+    )
     W010 = (
         "{docs} document(s) in this batch had {windows} window(s) longer than "
         "the encoder's limit of {max_length} wordpieces; {wordpieces} "
@@ -362,6 +367,11 @@ class Errors(metaclass=ErrorsWithCodes):
         "The Ray run failed: {detail}. Nothing was written. Actors are "
         "restarted up to --max-restarts times and their batches retried up "
         "to --max-task-retries times; see the Ray logs for the cause."
+    )
+    E099 = (
+        "Cannot count the training documents for the learning-rate schedule: "
+        "'{path}' is not a .spacy file or a folder of them. Set paths.train to "
+        "the training DocBin, or set the schedule's total_steps."
     )
 
 

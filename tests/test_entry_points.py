@@ -8,7 +8,9 @@ from spacy.util import registry
 import spacy_mlbert  # noqa: F401
 
 ENTRY_POINTS = [
-    ep for ep in distribution("spacy-mlbert").entry_points if ep.group.startswith("spacy_")
+    ep
+    for ep in distribution("spacy-mlbert").entry_points
+    if ep.group.startswith(("spacy_", "thinc_"))
 ]
 
 
@@ -24,9 +26,9 @@ def test_entry_point_matches_registered_name(ep):
         assert Language.has_factory(ep.name)
         assert Language.get_factory_meta(ep.name).factory == ep.name
     else:
-        registry_name = ep.group[len("spacy_"):]
+        namespace, registry_name = ep.group.split("_", 1)
         # the decorator used the same name as the entry point
-        assert catalogue.check_exists("spacy", registry_name, ep.name)
+        assert catalogue.check_exists(namespace, registry_name, ep.name)
         assert registry.get(registry_name, ep.name) is func
 
 
