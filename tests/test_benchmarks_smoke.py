@@ -1,4 +1,4 @@
-"""Smoke tests that keep benchmarks/quality.py and benchmarks/speed.py working.
+"""Smoke tests that keep benchmarks/quality.py, speed.py and gpu_train.py working.
 
 They run the scripts' own entry points on a few synthetic texts with the tiny
 test encoder; the figures mean nothing, the wiring and the JSON do. The
@@ -18,6 +18,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import benchlib  # noqa: E402
+import gpu_train  # noqa: E402
 import quality  # noqa: E402
 import speed  # noqa: E402
 
@@ -219,3 +220,24 @@ def test_speed_quick_all_sections(tiny_xlmr_dir):
     assert results["training"]["torch_seconds_per_epoch"] > 0
     assert set(results["peak_rss"]) == {"spacy-load", "spacy-infer", "raw-infer", "spacy-train", "torch-train"}
     assert [p["length"] for p in results["length"]] == [64, 256]
+
+
+def test_gpu_train_epoch_seconds_time_the_last_epoch_without_saving():
+    # 3 updates per epoch, one second apart; saving after the last update
+    stamps = [(e, 3.0 * e + i) for e in range(2) for i in range(3)]
+    assert gpu_train.epoch_seconds(stamps) == [3.0, 3.0]
+
+
+def test_gpu_train_runs_on_cpu_with_a_tiny_encoder():
+    """The GPU script's path (random encoder, spacy train, nlp.pipe) on CPU."""
+    with make_tempdir() as d:
+        out = gpu_train.main(
+            ["--size", "tiny", "--gpu-id", "-1", "--modes", "fp32", "--n-train", "32", "--epochs", "2",
+             "--work-dir", str(d / "work"), "--out", str(d / "gpu.json")]
+        )
+        assert json.loads((d / "gpu.json").read_text())["settings"]["n_train"] == 32
+    result = out["results"]["fp32"]
+    assert len(result["epoch_seconds"]) == 2
+    assert result["train_texts_per_second"] > 0 and result["infer_texts_per_second"] > 0
+    assert set(result["example_cats"]) == set(out["settings"]["labels"])
+    assert out["settings"]["encoder"]["num_hidden_layers"] == 2

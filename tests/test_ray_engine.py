@@ -277,3 +277,45 @@ def test_ten_thousand_docs_on_a_local_ray(ray_module, workdir, model_dir):
     manifest = srsly.read_json(out / MANIFEST)
     assert manifest["counts"]["written"] == 10_000 and manifest["ray"]["nodes"] == 1
     assert "\n".join(iter_output_lines(out)) + "\n" == expected
+
+
+class CrashMidRun(RayAnnotator):
+    """An actor that kills its own process after ``after`` batches, once in
+    the whole run (the first actor to get there), with its batch unanswered."""
+
+    marker = ""
+    after = 5
+
+    def __call__(self, batch):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls > self.after and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return super().__call__(batch)
+
+
+@pytest.mark.slow
+def test_ten_thousand_docs_on_the_two_node_cluster_with_a_killed_actor(cluster, ray_module, workdir, model_dir):
+    """Issue 5's acceptance run: 10,000 documents over both nodes, one actor
+    killed mid-run; the output equals the local engine's, line for line."""
+    ray_module.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    CrashMidRun.marker = str(workdir / "crashed-mid-run.marker")
+    source = write_lines(workdir / "big2.jsonl", corpus(10_000, seed=3))
+    _, expected = local_output(load_pipeline(model_dir), source, workdir / "big2-local.jsonl")
+    out = workdir / "big2-out"
+    manifest = annotate_ray(
+        model_dir,
+        source,
+        out,
+        settings=settings(cluster, max_restarts=2, max_task_retries=2),
+        annotator_cls=CrashMidRun,
+    )
+    assert Path(CrashMidRun.marker).exists()
+    assert manifest["ray"]["nodes"] == 2
+    # both nodes annotated (each node has one CPU, so one actor each)
+    assert len({a["node"] for a in manifest["ray"]["actor_stats"] if a["lines"]}) == 2
+    assert manifest["counts"]["read"] == manifest["counts"]["written"] == 10_000
+    lines = list(iter_output_lines(out))
+    ids = [json.loads(line)["id"] for line in lines]
+    assert len(ids) == len(set(ids)) == 10_000
+    assert "\n".join(lines) + "\n" == expected
