@@ -18,7 +18,7 @@ from .aliases import LabelAliases
 from .labels import check_label_name
 from .lines import Line, iter_lines
 from .records import ConversionReport, DataError, PathLike, Record, where
-from .validate import ReadContext, check_id, check_input_file, check_text, describe, empty_file_error
+from .validate import ReadContext, check_id, check_text, describe, empty_file_error
 
 GOEMOTIONS_LANG = "en"
 
@@ -85,19 +85,17 @@ def iter_goemotions_records(
         when given, the other options are taken from it.
     YIELDS (Record): the valid records in file order.
     """
-    if context is None:
-        context = ReadContext(
-            aliases=aliases,
-            label_set=label_set,
-            add_labels=add_labels,
-            skip_invalid=skip_invalid,
-            lang=lang,
-            report=report,
-            progress=progress,
-        )
-    path = Path(path)
-    check_input_file(path)
-    context.start_file(path)
+    context, path = ReadContext.for_file(
+        path,
+        context,
+        aliases=aliases,
+        label_set=label_set,
+        add_labels=add_labels,
+        skip_invalid=skip_invalid,
+        lang=lang,
+        report=report,
+        progress=progress,
+    )
     file_lang = context.lang or GOEMOTIONS_LANG
     # The label set check is one for the file: a label outside it is not a
     # problem of one line.

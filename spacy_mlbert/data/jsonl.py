@@ -24,7 +24,6 @@ from .validate import (
     ReadContext,
     check_binary,
     check_id,
-    check_input_file,
     check_text,
     empty_file_error,
     kind_of,
@@ -69,20 +68,18 @@ def iter_jsonl_records(
         when given, the other options are taken from it.
     YIELDS (Record): the valid records in file order.
     """
-    if context is None:
-        context = ReadContext(
-            aliases=aliases,
-            label_set=label_set,
-            add_labels=add_labels,
-            skip_invalid=skip_invalid,
-            lang=lang,
-            require_labels=require_labels,
-            report=report,
-            progress=progress,
-        )
-    path = Path(path)
-    check_input_file(path)
-    context.start_file(path)
+    context, path = ReadContext.for_file(
+        path,
+        context,
+        aliases=aliases,
+        label_set=label_set,
+        add_labels=add_labels,
+        skip_invalid=skip_invalid,
+        lang=lang,
+        require_labels=require_labels,
+        report=report,
+        progress=progress,
+    )
     counts = context.report
     lines_seen = 0
     content_lines = 0

@@ -27,7 +27,6 @@ from .validate import (
     LANG_RE,
     ReadContext,
     check_id,
-    check_input_file,
     check_text,
     describe,
     empty_file_error,
@@ -79,20 +78,18 @@ def iter_semeval_records(
         when given, the other options are taken from it.
     YIELDS (Record): the valid records in file order.
     """
-    if context is None:
-        context = ReadContext(
-            aliases=aliases,
-            label_set=label_set,
-            add_labels=add_labels,
-            skip_invalid=skip_invalid,
-            lang=lang,
-            require_labels=require_labels,
-            report=report,
-            progress=progress,
-        )
-    path = Path(path)
-    check_input_file(path)
-    context.start_file(path)
+    context, path = ReadContext.for_file(
+        path,
+        context,
+        aliases=aliases,
+        label_set=label_set,
+        add_labels=add_labels,
+        skip_invalid=skip_invalid,
+        lang=lang,
+        require_labels=require_labels,
+        report=report,
+        progress=progress,
+    )
     counts = context.report
     bad_lines: Dict[int, str] = {}
     n_lines = [0]

@@ -182,6 +182,20 @@ class ReadContext:
             return default, False
         return FALLBACK_LANG, True
 
+    @classmethod
+    def for_file(cls, path: PathLike, context: Optional["ReadContext"], **options) -> Tuple["ReadContext", Path]:
+        """The context to read one file with (``context``, or a new one made of
+        ``options`` when it is None), after checking the file and noting it.
+
+        RETURNS (Tuple[ReadContext, Path]): The context and the path.
+        """
+        if context is None:
+            context = cls(**options)
+        path = Path(path)
+        check_input_file(path)
+        context.start_file(path)
+        return context, path
+
     def start_file(self, path: PathLike) -> None:
         """Note a new input file in the report."""
         self.report.files.append(str(path))
