@@ -58,7 +58,7 @@ def build_pipeline(encoder_dir: Path, output_dir: Path, steps: int) -> Path:
         config={
             "model": {
                 "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
-                "doc_encoder": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
+                "tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
             }
         },
     )

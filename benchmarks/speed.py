@@ -154,7 +154,7 @@ class RawPath:
         layer = textcat.model.get_ref("output_layer")
         self.W = numpy.asarray(layer.get_param("W"))  # (n_labels, width)
         self.b = numpy.asarray(layer.get_param("b"))
-        encoder_layer = textcat.model.get_ref("doc_encoder").layers[-1]
+        encoder_layer = textcat.model.get_ref("tok2vec").layers[-1]
         self.pooling = encoder_layer.attrs.get("pooling", "mean")
         self.max_length = max_length
         self.window = raw_window(nlp.config, max_length, self.tokenizer)

@@ -96,9 +96,11 @@ def build_wordpiece_transformer_v1(
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
     )
+    # chain(chain(transformer, split), pooling): the shape that
+    # nlp.replace_listeners leaves in a WordpieceListener, so that a pipeline
+    # whose listener was replaced loads from its config.
     model = chain(
-        transformer,
-        split_trf_batch(),
+        chain(transformer, split_trf_batch()),
         WordpiecePooling(pooling, grad_factor=grad_factor),
     )
     model.set_ref("transformer", transformer)
@@ -107,7 +109,7 @@ def build_wordpiece_transformer_v1(
 
 @registry.architectures("spacy-mlbert.MultiLabelClassifier.v1")
 def build_multilabel_classifier_v1(
-    doc_encoder: Model[List[Doc], Floats2d],
+    tok2vec: Model[List[Doc], Floats2d],
     *,
     dropout: float = 0.1,
     nO: Optional[int] = None,
@@ -118,15 +120,17 @@ def build_multilabel_classifier_v1(
     cross-entropy on the logits (numerically stable) and applies the sigmoid
     when it predicts.
 
-    doc_encoder (Model[List[Doc], Floats2d]): One vector per document, e.g.
-        "spacy-mlbert.WordpieceListener.v1".
+    tok2vec (Model[List[Doc], Floats2d]): One vector per document, e.g.
+        "spacy-mlbert.WordpieceListener.v1". Named ``tok2vec`` like the
+        sub-layer of spaCy's own text classifiers: ``nlp.replace_listeners``
+        looks for a listener's config under that key.
     dropout (float): Dropout rate before the output layer.
     nO (Optional[int]): Number of labels, inferred at initialization if None.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
     output_layer = Linear(nO=nO)
-    model = chain(doc_encoder, Dropout(dropout), output_layer)
-    model.set_ref("doc_encoder", doc_encoder)
+    model = chain(tok2vec, Dropout(dropout), output_layer)
+    model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     model.attrs["multi_label"] = True
     model.attrs["resize_output"] = resize_output

@@ -33,7 +33,7 @@ DEFAULT_MODEL_CONFIG = """
 dropout = 0.1
 nO = null
 
-[model.doc_encoder]
+[model.tok2vec]
 @architectures = "spacy-mlbert.WordpieceListener.v1"
 upstream = "*"
 pooling = "cls"

@@ -58,13 +58,13 @@ def test_architectures_unknown_pooling_is_a_coded_error():
 def test_architectures_classifier_config_is_serializable():
     cfg = {
         "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
-        "doc_encoder": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
+        "tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
     }
     filled = registry.fill({"model": cfg})
     assert srsly.is_json_serializable(filled)
     model = registry.resolve({"model": cfg})["model"]
     assert model.attrs["multi_label"] is True
-    assert model.has_ref("output_layer") and model.has_ref("doc_encoder")
+    assert model.has_ref("output_layer") and model.has_ref("tok2vec")
 
 
 def test_architectures_inline_transformer_trains(tiny_bert_dir):
@@ -77,7 +77,7 @@ def test_architectures_inline_transformer_trains(tiny_bert_dir):
         config={
             "model": {
                 "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
-                "doc_encoder": {
+                "tok2vec": {
                     "@architectures": "spacy-mlbert.WordpieceTransformer.v1",
                     "name": trf_model["name"],
                     "get_spans": trf_model["get_spans"],

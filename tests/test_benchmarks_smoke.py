@@ -153,12 +153,12 @@ def test_quality_experiment_override(semeval_dirs, tiny_xlmr_dir):
     results = quality.main(
         _quality_args(
             semeval_dirs, tiny_xlmr_dir, out, "--systems", "mlbert", "--mlbert-name", "mlbert-cls",
-            "--mlbert-set", "components.mlbert_textcat.model.doc_encoder.pooling=cls",
+            "--mlbert-set", "components.mlbert_textcat.model.tok2vec.pooling=cls",
             "--mlbert-set", 'components.mlbert_textcat.pos_weight="auto"',
         )
     )
     variant = results["systems"]["mlbert-cls"]["settings"]["variant"]
-    assert variant == {"components.mlbert_textcat.model.doc_encoder.pooling": "cls", "components.mlbert_textcat.pos_weight": "auto"}
+    assert variant == {"components.mlbert_textcat.model.tok2vec.pooling": "cls", "components.mlbert_textcat.pos_weight": "auto"}
 
 
 def test_speed_quick_inference_matches_raw(tiny_xlmr_dir):

@@ -16,7 +16,7 @@ def test_pipeline_add_pipe_defaults():
     textcat = nlp.add_pipe("mlbert_textcat")
     cfg = nlp.config["components"]["mlbert_textcat"]
     assert cfg["threshold"] == 0.5 and cfg["thresholds"] == {} and cfg["pos_weight"] is None
-    assert cfg["model"]["doc_encoder"]["@architectures"] == "spacy-mlbert.WordpieceListener.v1"
+    assert cfg["model"]["tok2vec"]["@architectures"] == "spacy-mlbert.WordpieceListener.v1"
     assert textcat.model.attrs["multi_label"] is True
 
 
@@ -29,7 +29,7 @@ def test_pipeline_add_pipe_defaults():
         ({"pos_weight": "balanced"}, "E005"),
         ({"pos_weight": {"positive": 0}}, "E005"),
         ({"model": {"@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
-                    "doc_encoder": {"@architectures": "spacy-mlbert.WordpieceListener.v1",
+                    "tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v1",
                                     "pooling": "max"}}}, "E001"),
     ],
 )

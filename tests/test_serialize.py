@@ -103,3 +103,37 @@ def test_serialize_missing_encoder_path_is_a_clear_error():
     nlp.add_pipe("mlbert_textcat")
     with pytest.raises(ValueError, match="E010"):
         nlp.initialize(get_examples=lambda: make_examples(nlp))
+
+
+def test_replace_listeners_keeps_predictions_checks_and_loads(tiny_xlmr_dir):
+    """nlp.replace_listeners gives mlbert_textcat its own copy of the
+    transformer: same predictions, a config that builds the same model (it
+    saves and loads without the shared component), and the copy keeps the
+    E010/W010 checks and a span getter bound to itself."""
+    from functools import partial
+
+    from spacy_mlbert.layers.transformer import _forward_counting_cuts
+
+    spans = {"@span_getters": "spacy-mlbert.wordpiece_strided_spans.v1", "window": 16, "stride": 12}
+    nlp = make_nlp(tiny_xlmr_dir, pooling="mean", get_spans=spans)
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    long_texts = TEXTS + [" ".join(TEXTS)]  # several windows
+    before = _probabilities(nlp, long_texts)
+
+    nlp.replace_listeners("transformer", "mlbert_textcat", ["model.tok2vec"])
+    tok2vec_cfg = nlp.config["components"]["mlbert_textcat"]["model"]["tok2vec"]
+    assert tok2vec_cfg["@architectures"] == "spacy-mlbert.WordpieceTransformer.v1"
+    assert tok2vec_cfg["pooling"] == "mean" and tok2vec_cfg["name"] == str(tiny_xlmr_dir)
+    nlp.remove_pipe("transformer")
+    numpy.testing.assert_allclose(_probabilities(nlp, long_texts), before, rtol=1e-5, atol=1e-6)
+
+    own = [node for node in nlp.get_pipe("mlbert_textcat").model.walk() if node.name == "transformer"]
+    assert len(own) == 1
+    assert isinstance(own[0]._func, partial) and own[0]._func.func is _forward_counting_cuts
+    assert own[0].attrs["get_spans"]._model is own[0]
+    with make_tempdir() as tmp_dir:
+        nlp.to_disk(tmp_dir)
+        nlp2 = spacy.load(tmp_dir)
+    assert nlp2.pipe_names == ["mlbert_textcat"]
+    numpy.testing.assert_allclose(_probabilities(nlp2, long_texts), before, rtol=1e-5, atol=1e-6)

@@ -87,7 +87,7 @@ def make_nlp(
         "model": {
             "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
             "dropout": 0.0,
-            "doc_encoder": {
+            "tok2vec": {
                 "@architectures": "spacy-mlbert.WordpieceListener.v1",
                 "pooling": pooling,
             },

@@ -9,6 +9,7 @@ spacy-transformers drops the wordpieces of a window past the encoder's limit
 without a word. The forward pass here counts them (docs, windows, wordpieces)
 and warns once per batch (W010).
 """
+import copy
 import warnings
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Callable, List, Optional, Tuple
 from spacy.tokens import Doc
 from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers import TransformerModel
+from spacy_transformers.layers._util import replace_listener_cfg
 
 from ..errors import Errors, Warnings
 from ..span_getters import NO_MAX_LENGTH
@@ -50,13 +52,48 @@ def CheckedTransformerModel(
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
     )
+    return _add_checks(model)
+
+
+def _add_checks(model: TransformerModel) -> TransformerModel:
     model.init = partial(_init_with_clear_errors, model.init)
     model._func = partial(_forward_counting_cuts, model._func)
+    model.copy = partial(_copy_checked, model)
+    model.attrs["replace_listener_cfg"] = _replace_listener_cfg
     # A span getter that measures wordpieces (spacy-mlbert.wordpiece_strided_spans.v1)
     # reads the tokenizer from this model whenever it makes windows.
+    get_spans = model.attrs["get_spans"]
     if hasattr(get_spans, "bind_model"):
         get_spans.bind_model(model)
     return model
+
+
+def _copy_checked(model: TransformerModel) -> TransformerModel:
+    """``model.copy()`` (used by ``nlp.replace_listeners``) keeping the checks.
+
+    spacy-transformers' copy builds a plain TransformerModel named after the
+    thinc layer; here the copy keeps the encoder's name, its own span getter
+    (bound to the copy) and the E010/W010 checks.
+    """
+    copied = TransformerModel.copy(model)
+    copied.attrs["name"] = model.attrs["name"]
+    copied.attrs["get_spans"] = copy.copy(model.attrs["get_spans"])
+    return _add_checks(copied)
+
+
+def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
+    """The config of a listener replaced by its own copy of the transformer:
+    for a WordpieceListener, a WordpieceTransformer with the listener's
+    pooling; spacy-transformers' own listeners get spacy-transformers' answer.
+    """
+    if "spacy-mlbert.WordpieceListener" not in listener_cfg.get("@architectures", ""):
+        return replace_listener_cfg(transformer_cfg, listener_cfg)
+    result = dict(transformer_cfg)
+    result["@architectures"] = "spacy-mlbert.WordpieceTransformer.v1"
+    for key in ("pooling", "grad_factor"):
+        if key in listener_cfg:
+            result[key] = listener_cfg[key]
+    return result
 
 
 def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> None:
