@@ -49,6 +49,7 @@ def build_meta(
     name: Optional[str] = None,
     version: Optional[str] = None,
     evaluated_on: str = "the held-out test split",
+    benchmark: Optional[Union[str, Path]] = None,
 ) -> Dict[str, Any]:
     """The pipeline's meta.json with a model card.
 
@@ -57,6 +58,9 @@ def build_meta(
     name (Optional[str]): Package name (without the language prefix).
     version (Optional[str]): Package version.
     evaluated_on (str): What the metrics were computed on, for the card.
+    benchmark (Optional[Union[str, Path]]): A Markdown file quoted under
+        "Benchmark of this configuration" (the quality table of BENCHMARKS.md:
+        the same config trained on a public data set, against the anchors).
     RETURNS (Dict[str, Any]): The meta.
     """
     meta = srsly.read_json(Path(model_dir) / "meta.json")
@@ -72,6 +76,9 @@ def build_meta(
         f"## Evaluation\n\nMeasured on {evaluated_on} with the per-label thresholds "
         "stored in the pipeline.\n\n" + _demote_headings(markdown_report(metrics))
     )
+    if benchmark is not None:
+        quoted = Path(benchmark).read_text(encoding="utf8").strip()
+        meta["notes"] += "\n\n## Benchmark of this configuration\n\n" + _demote_headings(quoted) + "\n"
     meta["performance"] = {
         **meta.get("performance", {}),
         "cats_micro_p": overall["micro_p"],

@@ -18,12 +18,15 @@ def model_card_cli(
     name: Optional[str] = typer.Option(None, "--name", help="Package name, without the language prefix"),
     version: Optional[str] = typer.Option(None, "--version", help="Package version"),
     evaluated_on: str = typer.Option("the held-out test split", "--evaluated-on", help="What the metrics were computed on"),
+    benchmark: Optional[Path] = typer.Option(None, "--benchmark", help="A Markdown table to quote on the card (e.g. benchmarks/quality_table.md)"),
 ) -> None:
     """Write meta.json whose model card carries the evaluation tables and the encoder's provenance."""
     from ..model_card import build_meta
 
     try:
-        meta = build_meta(model, srsly.read_json(metrics), name=name, version=version, evaluated_on=evaluated_on)
+        meta = build_meta(
+            model, srsly.read_json(metrics), name=name, version=version, evaluated_on=evaluated_on, benchmark=benchmark
+        )
         output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, meta)
     except (OSError, ValueError, KeyError) as err:
