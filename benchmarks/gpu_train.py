@@ -26,10 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib as common  # noqa: E402
 
-# registers every spacy-mlbert name, also where the package runs uninstalled
-# (no entry points), as on a GPU machine that gets the source tree only
-import spacy_mlbert.span_getters  # noqa: E402,F401
-import spacy_mlbert.tokenizer  # noqa: E402,F401
+# importing the package registers every spacy-mlbert name, also where it runs
+# uninstalled (no entry points), as on a GPU machine that gets the source tree
 from spacy_mlbert.data import read_records  # noqa: E402
 
 REPO_ROOT = common.REPO_ROOT
