@@ -569,6 +569,21 @@ def _write_atomic(path: Path, write: Any) -> None:
 # ---------------------------------------------------------------- the actors
 
 
+def _load_into_actor(actor: Any, model_path: str, options: Dict[str, Any]):
+    """What both actors do first: limit threads, load the pipeline once and
+    note how long that took; sets ``nlp``, ``info`` and ``labels``.
+
+    RETURNS: The pipeline's mlbert_textcat component.
+    """
+    started = time.time()
+    _limit_threads(options["num_cpus"])
+    actor.nlp = load_pipeline(model_path)
+    actor.info = _actor_info(started, time.time() - started)
+    _, textcat = find_textcat(actor.nlp)
+    actor.labels = list(textcat.labels)
+    return textcat
+
+
 class RayAnnotator:
     """The actor that annotates blocks: loads the pipeline once, then each
     call validates, predicts and writes one shard per block.
@@ -579,12 +594,7 @@ class RayAnnotator:
     """
 
     def __init__(self, model_path: str, options: Dict[str, Any]) -> None:
-        started = time.time()
-        _limit_threads(options["num_cpus"])
-        self.nlp = load_pipeline(model_path)
-        self.info = _actor_info(started, time.time() - started)
-        _, textcat = find_textcat(self.nlp)
-        self.labels: List[str] = list(textcat.labels)
+        textcat = _load_into_actor(self, model_path, options)
         self.thresholds = {label: float(value) for label, value in textcat.thresholds.items()}
         self.options = options
         self.sources = [Path(path) for path in options["sources"]]
@@ -1067,12 +1077,7 @@ class RayPredictor:
     """
 
     def __init__(self, model_path: str, options: Dict[str, Any]) -> None:
-        started = time.time()
-        _limit_threads(options["num_cpus"])
-        self.nlp = load_pipeline(model_path)
-        self.info = _actor_info(started, time.time() - started)
-        _, textcat = find_textcat(self.nlp)
-        self.labels: List[str] = list(textcat.labels)
+        _load_into_actor(self, model_path, options)
         self.batch_size = int(options["batch_size"])
 
     def __call__(self, batch: Dict[str, numpy.ndarray]) -> Dict[str, numpy.ndarray]:
