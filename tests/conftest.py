@@ -33,6 +33,13 @@ def encoders_root():
         yield Path(tmp_dir)
 
 
+@pytest.fixture(scope="module")
+def workdir():
+    """A temporary folder for one test module's files (pipelines, data)."""
+    with make_tempdir() as tmp_dir:
+        yield Path(tmp_dir)
+
+
 @pytest.fixture(scope="session")
 def tiny_xlmr_dir(encoders_root):
     return build_tiny_xlmr(TOKENIZER_TEXTS, encoders_root / "tiny-xlmr")

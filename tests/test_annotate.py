@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 from numpy.testing import assert_allclose
-from spacy.util import make_tempdir
 from typer.testing import CliRunner
 
 from spacy_mlbert.annotate import annotate_jsonl
@@ -34,12 +33,6 @@ def write_jsonl(path: Path, lines) -> Path:
 
 def read_jsonl(path: Path):
     return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines()]
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    with make_tempdir() as tmp_dir:
-        yield Path(tmp_dir)
 
 
 @pytest.fixture(scope="module")

@@ -52,12 +52,6 @@ def write_docbin(nlp, records, path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def workdir():
-    with make_tempdir() as tmp_dir:
-        yield Path(tmp_dir)
-
-
-@pytest.fixture(scope="module")
 def model_dir(workdir, tiny_xlmr_dir):
     """A tiny transformer + mlbert_textcat pipeline, trained a few steps and saved."""
     return save_tiny_pipeline(tiny_xlmr_dir, workdir / "model", steps=8)

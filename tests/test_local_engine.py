@@ -1,20 +1,12 @@
 """The local engine with several processes: nlp.pipe(n_process=2) in annotate and evaluate."""
 import json
-from pathlib import Path
 
 import numpy
 import pytest
-from spacy.util import make_tempdir
 
 from engines_util import BATCH, corpus, local_output, make_gold, save_tiny_pipeline, write_lines
 from spacy_mlbert.engines.local import predict_arrays_local
 from spacy_mlbert.evaluation import load_pipeline, predict_arrays
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    with make_tempdir() as tmp_dir:
-        yield Path(tmp_dir)
 
 
 @pytest.fixture(scope="module")

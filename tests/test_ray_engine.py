@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy
 import pytest
 import srsly
-from spacy.util import make_tempdir
 from typer.testing import CliRunner
 
 from engines_util import BATCH, corpus, local_output, make_gold, save_tiny_pipeline, write_lines
@@ -31,12 +30,6 @@ from spacy_mlbert.engines.ray_engine import (
     predict_arrays_ray,
 )
 from spacy_mlbert.evaluation import compute_metrics, load_pipeline, predict_arrays
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    with make_tempdir() as tmp_dir:
-        yield Path(tmp_dir)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
-from spacy.util import fix_random_seed, make_tempdir
+from spacy.util import fix_random_seed
 from typer.testing import CliRunner
 
 from spacy_mlbert import install_extensions
@@ -44,12 +44,6 @@ ODD_TEXTS = [
     "Mixed 中文 text عربي हिन्दी 😀 русский",
     "東京タワーはとても綺麗でした。Very nice!",
 ]
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    with make_tempdir() as tmp_dir:
-        yield Path(tmp_dir)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,12 @@
 """Per-label threshold tuning: exact answers on hand-made arrays, the search
 against brute force, and `tune-thresholds` on a tiny pipeline."""
 import json
-from pathlib import Path
 
 import numpy
 import pytest
 import spacy
 import srsly
 from spacy.tokens import DocBin
-from spacy.util import make_tempdir
 from typer.testing import CliRunner
 
 from spacy_mlbert import install_extensions
@@ -158,12 +156,6 @@ def test_grid_and_input_errors():
 
 
 # --- with a pipeline ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    with make_tempdir() as tmp_dir:
-        yield Path(tmp_dir)
 
 
 @pytest.fixture(scope="module")
