@@ -7,6 +7,7 @@ decays. This schedule counts the training documents instead, so that the
 linear decay ends with the last epoch whatever the corpus size.
 """
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
@@ -24,7 +25,15 @@ def count_docbin_docs(path: Union[str, Path]) -> int:
     files = sorted(path.rglob("*.spacy")) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):
         raise ValueError(Errors.E099.format(path=path))
-    return sum(len(DocBin().from_disk(f)) for f in files)
+    return sum(_count_file(str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+
+
+@lru_cache(maxsize=32)
+def _count_file(path: str, mtime_ns: int, size: int) -> int:
+    # `spacy train` resolves the [training] block more than once (initialize,
+    # then train): read each unchanged file once. mtime and size are part of
+    # the key so that a rewritten file is counted again.
+    return len(DocBin().from_disk(path))
 
 
 def steps_for(n_docs: int, batch_size: int, epochs: int) -> int:
