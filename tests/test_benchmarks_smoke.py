@@ -218,6 +218,8 @@ def test_speed_quick_all_sections(tiny_xlmr_dir):
         )
     assert results["training"]["spacy_seconds_per_epoch"] > 0
     assert results["training"]["torch_seconds_per_epoch"] > 0
+    assert results["training"]["stock_seconds_per_epoch"] > 0
+    assert "mlbert / stock" in speed.report(results)
     assert set(results["peak_rss"]) == {"spacy-load", "spacy-infer", "raw-infer", "spacy-train", "torch-train"}
     assert [p["length"] for p in results["length"]] == [64, 256]
 
