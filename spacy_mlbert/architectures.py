@@ -10,7 +10,7 @@ from spacy.util import registry
 from spacy_transformers.layers import TransformerListener
 from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers.split_trf import split_trf_batch
-from thinc.api import Dropout, Linear, Model, chain
+from thinc.api import Dropout, LayerNorm, Linear, Model, chain
 from thinc.types import Floats2d
 
 from .layers import CheckedTransformerModel, WordpiecePooling
@@ -128,8 +128,42 @@ def build_multilabel_classifier_v1(
     nO (Optional[int]): Number of labels, inferred at initialization if None.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
+    return _classifier(tok2vec, [Dropout(dropout)], nO)
+
+
+@registry.architectures("spacy-mlbert.MultiLabelClassifier.v2")
+def build_multilabel_classifier_v2(
+    tok2vec: Model[List[Doc], Floats2d],
+    *,
+    normalize: bool = True,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Document vector -> layer norm -> dropout -> linear: one logit per label.
+
+    The layer norm is what v1 lacks. Pooled encoder outputs differ little
+    from one document to the next (multilingual-e5-small: a spread of about
+    0.1 per dimension around a large shared vector), so a linear layer
+    trained at a fine-tuning learning rate needs hundreds of steps before
+    its logits separate the labels; normalising the vector first scales
+    those differences up (benchmarks: BENCHMARKS.md#experiments).
+
+    tok2vec (Model[List[Doc], Floats2d]): One vector per document, as in v1.
+    normalize (bool): Apply a layer norm (learned gain and bias) to the
+        document vector; False gives v1's model.
+    dropout (float): Dropout rate before the output layer.
+    nO (Optional[int]): Number of labels, inferred at initialization if None.
+    RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
+    """
+    layers = [LayerNorm(), Dropout(dropout)] if normalize else [Dropout(dropout)]
+    return _classifier(tok2vec, layers, nO)
+
+
+def _classifier(tok2vec: Model[List[Doc], Floats2d], between: List[Model], nO: Optional[int]) -> Model[List[Doc], Floats2d]:
+    """tok2vec, the ``between`` layers, then the output layer, with the refs
+    and attrs the component and ``resize_output`` rely on."""
     output_layer = Linear(nO=nO)
-    model = chain(tok2vec, Dropout(dropout), output_layer)
+    model = chain(tok2vec, *between, output_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     model.attrs["multi_label"] = True

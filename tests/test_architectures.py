@@ -104,3 +104,42 @@ def test_architectures_initialize_consistently(tiny_xlmr_dir):
         nlp.initialize(get_examples=lambda: make_examples(nlp))
         outputs.append(nlp.get_pipe("mlbert_textcat").model.get_ref("output_layer").get_param("W").copy())
     numpy.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+V2_MODEL = {
+    "@architectures": "spacy-mlbert.MultiLabelClassifier.v2",
+    "tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
+}
+
+
+def test_architectures_classifier_v2_normalizes_the_document_vector(tiny_xlmr_dir):
+    """v2 puts a layer norm between the pooled vector and the output layer:
+    at initialisation (gain 1, bias 0) each row it passes on has mean 0 and
+    variance 1 over its dimensions, whatever the encoder's scale."""
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"model": V2_MODEL})
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    model = nlp.get_pipe("mlbert_textcat").model
+    assert [layer.name for layer in model.layers][1:] == ["layernorm", "dropout", "linear"]
+    docs = list(nlp.pipe(["Ce produit est incroyable.", "这个产品很好", "Slow delivery."], disable=["mlbert_textcat"]))
+    pooled = model.get_ref("tok2vec").predict(docs)
+    normed = model.layers[1].predict(pooled)
+    numpy.testing.assert_allclose(normed.mean(axis=1), 0.0, atol=1e-5)
+    numpy.testing.assert_allclose(normed.var(axis=1), 1.0, rtol=1e-2)
+    assert not numpy.allclose(pooled.var(axis=1), 1.0, rtol=1e-2)
+    without = registry.resolve({"model": {**V2_MODEL, "normalize": False}})["model"]
+    assert [layer.name for layer in without.layers][1:] == ["dropout", "linear"]  # v1's model
+
+
+def test_architectures_classifier_v2_grows_its_output_layer(tiny_xlmr_dir):
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"model": V2_MODEL})
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    textcat = nlp.get_pipe("mlbert_textcat")
+    before = textcat.model.get_ref("output_layer").get_param("W").copy()
+    textcat.add_label("brand_new")
+    after = textcat.model.get_ref("output_layer").get_param("W")
+    assert after.shape[0] == before.shape[0] + 1
+    numpy.testing.assert_array_equal(after[: before.shape[0]], before)
+    assert textcat.model.layers[-1] is textcat.model.get_ref("output_layer")
+    assert textcat.model.layers[1].name == "layernorm"
