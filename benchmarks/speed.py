@@ -156,6 +156,9 @@ class RawPath:
         layer = textcat.model.get_ref("output_layer")
         self.W = numpy.asarray(layer.get_param("W"))  # (n_labels, width)
         self.b = numpy.asarray(layer.get_param("b"))
+        # what the classifier puts between pooling and output layer (v2: a
+        # layer norm; dropout is the identity when predicting)
+        self.between = textcat.model.layers[1:-1]
         encoder_layer = textcat.model.get_ref("tok2vec").layers[-1]
         self.pooling = encoder_layer.attrs.get("pooling", "mean")
         self.max_length = max_length
@@ -203,6 +206,11 @@ class RawPath:
         else:
             m = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = ((hidden * m).sum(1) / m.sum(1).clamp(min=1.0)).numpy()
+        return self._output(pooled)
+
+    def _output(self, pooled: numpy.ndarray) -> numpy.ndarray:
+        for layer in self.between:
+            pooled = layer.predict(pooled)
         logits = pooled @ self.W.T + self.b
         return 1.0 / (1.0 + numpy.exp(-logits))
 
@@ -239,8 +247,7 @@ class RawPath:
                     sums[d] += summed[row]
                     counts[d] += float(mask[row].sum())
         pooled = sums / numpy.maximum(counts, 1.0)[:, None]
-        logits = pooled @ self.W.T + self.b
-        return 1.0 / (1.0 + numpy.exp(-logits)), len(chunks)
+        return self._output(pooled), len(chunks)
 
 
 def _length_groups(lengths: Sequence[int], max_items: int) -> List[List[int]]:

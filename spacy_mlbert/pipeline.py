@@ -29,14 +29,15 @@ from .loss import masked_bce_with_logits
 
 DEFAULT_MODEL_CONFIG = """
 [model]
-@architectures = "spacy-mlbert.MultiLabelClassifier.v1"
+@architectures = "spacy-mlbert.MultiLabelClassifier.v2"
+normalize = true
 dropout = 0.1
 nO = null
 
 [model.tok2vec]
 @architectures = "spacy-mlbert.WordpieceListener.v1"
 upstream = "*"
-pooling = "cls"
+pooling = "mean"
 grad_factor = 1.0
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]

@@ -50,10 +50,11 @@ def test_serialize_to_bytes_and_back_identical(trained_nlp):
 def test_serialize_component_bytes_exclude_cfg(trained_nlp):
     textcat = trained_nlp.get_pipe("mlbert_textcat")
     data = textcat.to_bytes(exclude=["vocab"])
-    other = spacy.blank("xx").add_pipe("mlbert_textcat")
+    same_model = {"model": trained_nlp.config["components"]["mlbert_textcat"]["model"]}
+    other = spacy.blank("xx").add_pipe("mlbert_textcat", config=same_model)
     other.from_bytes(data, exclude=["vocab"])
     assert other.labels == textcat.labels and other.thresholds == textcat.thresholds
-    blank = spacy.blank("xx").add_pipe("mlbert_textcat")
+    blank = spacy.blank("xx").add_pipe("mlbert_textcat", config=same_model)
     blank.from_bytes(textcat.to_bytes(exclude=["vocab", "cfg"]), exclude=["vocab", "cfg"])
     assert blank.labels == ()
 
