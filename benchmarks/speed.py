@@ -416,9 +416,11 @@ def section_train(texts: List[str], labels: List[str], args, work: Path) -> Dict
     rounds so that a change in the machine's load hits both alike."""
     texts = cycle(texts, args.train_texts)
     stock_config = _stock_config_file(args, work)
-    cpu: Dict[str, List[float]] = {"spacy": [], "torch": [], "stock": []}
-    wall: Dict[str, List[float]] = {"spacy": [], "torch": [], "stock": []}
-    totals: Dict[str, List[float]] = {"spacy": [], "torch": [], "stock": []}
+    rounds = max(1, args.train_rounds)
+    systems = ("spacy", "torch", "stock")
+    cpu: Dict[str, List[float]] = {name: [] for name in systems}
+    wall: Dict[str, List[float]] = {name: [] for name in systems}
+    totals: Dict[str, List[float]] = {name: [] for name in systems}
     # epoch 1 pays for warm-up (and spaCy's one evaluation): compare the rest
     steady = slice(1, None) if args.train_epochs > 1 else slice(0, None)
 
@@ -431,7 +433,7 @@ def section_train(texts: List[str], labels: List[str], args, work: Path) -> Dict
     epoch_cpu: List[float] = []
     epochs, total = torch_epoch_seconds(texts, labels, args, epoch_cpu)
     keep("torch", epochs, epoch_cpu, total)
-    for _ in range(max(1, args.train_rounds)):
+    for _ in range(rounds):
         for name, config in (("spacy", None), ("stock", stock_config)):
             epoch_cpu = []
             epochs, total = spacy_epoch_seconds(texts, labels, args, work, epoch_cpu, config=config)
@@ -442,7 +444,7 @@ def section_train(texts: List[str], labels: List[str], args, work: Path) -> Dict
         "n_texts": len(texts),
         "batch_size": TRAIN_BATCH_SIZE,
         "epochs": args.train_epochs,
-        "rounds": max(1, args.train_rounds),
+        "rounds": rounds,
         "compared_epochs": "2..n of every run" if args.train_epochs > 1 else "1",
         "epoch_seconds": wall,
         "epoch_cpu_seconds": cpu,

@@ -128,7 +128,7 @@ def build_multilabel_classifier_v1(
     nO (Optional[int]): Number of labels, inferred at initialization if None.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
-    return _classifier(tok2vec, [Dropout(dropout)], nO)
+    return build_multilabel_classifier_v2(tok2vec, normalize=False, dropout=dropout, nO=nO)
 
 
 @registry.architectures("spacy-mlbert.MultiLabelClassifier.v2")
@@ -155,13 +155,7 @@ def build_multilabel_classifier_v2(
     nO (Optional[int]): Number of labels, inferred at initialization if None.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
-    layers = [LayerNorm(), Dropout(dropout)] if normalize else [Dropout(dropout)]
-    return _classifier(tok2vec, layers, nO)
-
-
-def _classifier(tok2vec: Model[List[Doc], Floats2d], between: List[Model], nO: Optional[int]) -> Model[List[Doc], Floats2d]:
-    """tok2vec, the ``between`` layers, then the output layer, with the refs
-    and attrs the component and ``resize_output`` rely on."""
+    between = [LayerNorm(), Dropout(dropout)] if normalize else [Dropout(dropout)]
     output_layer = Linear(nO=nO)
     model = chain(tok2vec, *between, output_layer)
     model.set_ref("tok2vec", tok2vec)
