@@ -332,6 +332,7 @@ def train_torch(
     seed: int = SEED,
     epoch_seconds: Optional[List[float]] = None,
     epoch_cpu_seconds: Optional[List[float]] = None,
+    epoch_ends: Optional[List[float]] = None,
 ):
     """Fine-tune encoder + head with BCEWithLogitsLoss and AdamW.
 
@@ -343,6 +344,8 @@ def train_torch(
 
     epoch_seconds (Optional[List[float]]): If given, each epoch's seconds are appended.
     epoch_cpu_seconds (Optional[List[float]]): Likewise, process CPU seconds.
+    epoch_ends (Optional[List[float]]): If given, the first epoch's start and
+        every epoch's end are appended (time.perf_counter).
     RETURNS (Tuple[module, tokenizer, float]): The model, its tokenizer and
         the training seconds (loading the encoder included).
     """
@@ -360,6 +363,8 @@ def train_torch(
     weights = torch.as_tensor(known, dtype=torch.float32) if known is not None else None
     generator = torch.Generator().manual_seed(seed)
     model.train()
+    if epoch_ends is not None:
+        epoch_ends.append(time.perf_counter())
     for _ in range(epochs):
         epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
         order = torch.randperm(len(texts), generator=generator).tolist()
@@ -390,6 +395,8 @@ def train_torch(
             epoch_seconds.append(time.perf_counter() - epoch_start)
         if epoch_cpu_seconds is not None:
             epoch_cpu_seconds.append(time.process_time() - epoch_cpu)
+        if epoch_ends is not None:
+            epoch_ends.append(time.perf_counter())
     model.eval()
     return model, tokenizer, time.perf_counter() - start
 

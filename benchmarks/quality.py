@@ -68,6 +68,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--selection", choices=("epoch-end", "legacy"), default="epoch-end", help="When spacy train scores the held-out slice: at the end of every epoch (the last step included), or 'legacy': after the first batch of every epoch (the last epoch's updates never scored), as the first runs did")
     parser.add_argument("--plain-epochs", type=int, default=3, help="Epochs of the plain recipe (the recipe says 3)")
     parser.add_argument("--holdout", type=float, default=0.1, help="Share of the training texts held out for model selection and thresholds")
+    parser.add_argument("--tune-method", default=None, help="Threshold tuning method for mlbert and stock's tuned row (spacy_mlbert.thresholds.TUNING_METHODS; default: the package's default)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"Subset of {','.join(SYSTEMS)}")
     parser.add_argument("--mlbert-set", action="append", default=[], metavar="KEY=VALUE", help="Config override for mlbert (repeatable), e.g. components.mlbert_textcat.pos_weight=\"auto\"; initialize.after_init=null trains the word embeddings")
     parser.add_argument("--mlbert-name", default="mlbert", help="Name of the mlbert system in the results (for experiments)")
@@ -77,6 +78,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=common.SEED)
     parser.add_argument("--out", type=Path, default=Path("results.json"))
     args = parser.parse_args(argv)
+    from spacy_mlbert.thresholds import DEFAULT_METHOD, TUNING_METHODS
+
+    args.tune_method = args.tune_method or DEFAULT_METHOD
+    if args.tune_method not in TUNING_METHODS:
+        parser.error(f"--tune-method: choose from {','.join(TUNING_METHODS)}")
     if args.train_dir is None:
         parser.error("--train-dir is required")
     if args.dataset == "semeval" and args.eval_dir is None:
@@ -188,7 +194,7 @@ def run_stock(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], ar
     threshold = nlp.get_pipe("textcat_multilabel").cfg["threshold"]
     holdout_probs = common.pipe_probs(nlp, [r.text for r in holdout], data.labels, batch_size=args.batch_size)
     holdout_true, holdout_known = common.label_arrays(holdout, data.labels)
-    tuned = tune_thresholds(holdout_true, holdout_probs, holdout_known, data.labels)
+    tuned = tune_thresholds(holdout_true, holdout_probs, holdout_known, data.labels, method=args.tune_method)
     del nlp
     common.free_memory()
     _cleanup(paths["work"] / "stock", args)
@@ -204,6 +210,7 @@ def run_stock(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], ar
             "settings": {"overrides": overrides, "threshold": threshold, "architecture": "spacy.TextCatEnsemble.v2"},
             "with_tuned_thresholds": {
                 "thresholds": tuned,
+                "tune_method": args.tune_method,
                 "per_language": with_tuned["per_language"],
                 "average": with_tuned["average"],
                 "zero_shot_average": with_tuned["zero_shot_average"],
@@ -226,7 +233,7 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
     model_dir, train_s = common.spacy_train(config, paths["work"], name, overrides)
     start = time.perf_counter()
     tuned_dir = paths["work"] / f"{name}-tuned"
-    tuning = tune_pipeline(model_dir, paths["holdout"], tuned_dir, batch_size=args.batch_size)
+    tuning = tune_pipeline(model_dir, paths["holdout"], tuned_dir, batch_size=args.batch_size, method=args.tune_method)
     tune_s = time.perf_counter() - start
     nlp = load_pipeline(tuned_dir)
     _, textcat = find_textcat(nlp)
@@ -250,6 +257,7 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
         extra={
             "tune_seconds": round(tune_s, 1),
             "thresholds": tuned,
+            "tune_method": args.tune_method,
             "holdout_macro_f": {"before": tuning["before"]["macro_f"], "after": tuning["after"]["macro_f"]},
             "at_threshold_0.5": {"per_language": at_default["per_language"], "average": at_default["average"], "zero_shot_average": at_default["zero_shot_average"]},
             "settings": {"config": str(args.config), "overrides": overrides, "variant": variant},

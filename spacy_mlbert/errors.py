@@ -373,6 +373,9 @@ class Errors(metaclass=ErrorsWithCodes):
         "'{path}' is not a .spacy file or a folder of them. Set paths.train to "
         "the training DocBin, or set the schedule's total_steps."
     )
+    E100 = (
+        "Unknown threshold tuning method {method!r}. Choose one of: {methods}."
+    )
 
 
 def coded_message(err: Exception) -> str:

@@ -6,6 +6,7 @@ every cut between two distinct probabilities is tried (at the 6 decimals the
 component keeps), so no grid can miss the best one.
 """
 import logging
+import zlib
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -31,6 +32,12 @@ TIE_TOLERANCE = 1e-12
 # The component rounds its thresholds (for exact JSON round trips): candidates
 # are rounded alike, so a tuned threshold decides exactly as it was scored.
 SAVED_DECIMALS = PRECISION
+# How tune_thresholds seeks each label's cut; see its docstring.
+TUNING_METHODS = ("exact", "bagged", "smoothed", "global")
+DEFAULT_METHOD = "exact"
+# Resamples for "bagged" and "smoothed": enough for a stable median (the
+# tuning data is a few hundred texts, so this costs well under a second).
+BOOTSTRAP_RESAMPLES = 200
 
 
 def candidate_thresholds(probs: numpy.ndarray) -> numpy.ndarray:
@@ -94,12 +101,47 @@ def best_threshold(
     """
     if candidates is None:
         candidates = candidate_thresholds(probs)
-    scores = f1_at_thresholds(gold, probs, candidates)
+    return _pick(candidates, f1_at_thresholds(gold, probs, candidates))
+
+
+def _pick(candidates: numpy.ndarray, scores: numpy.ndarray) -> Tuple[float, float]:
+    """The best-scoring candidate; ties go to the one closest to 0.5, then the lower."""
     best = scores.max()
     tied = candidates[scores >= best - TIE_TOLERANCE].astype("f8")
     distance = numpy.abs(tied - DEFAULT_THRESHOLD)
     choice = tied[numpy.lexsort((tied, distance))[0]]
     return float(choice), float(best)
+
+
+def _resamples(n: int, seed: int) -> numpy.ndarray:
+    """(BOOTSTRAP_RESAMPLES, n) row indices drawn with replacement, fixed by seed."""
+    return numpy.random.RandomState(seed).randint(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+
+
+def bagged_threshold(gold: numpy.ndarray, probs: numpy.ndarray, candidates: Optional[numpy.ndarray] = None, *, seed: int = 0) -> float:
+    """The median of the best cuts of many bootstrap resamples.
+
+    One sample's best cut jumps with a few texts near it; the median over
+    resamples keeps what most of them agree on. Resamples without a positive
+    are skipped (every cut scores 0 there).
+    """
+    cuts = [
+        best_threshold(gold[rows], probs[rows], candidates)[0]
+        for rows in _resamples(gold.shape[0], seed)
+        if gold[rows].any()
+    ]
+    if not cuts:
+        return best_threshold(gold, probs, candidates)[0]
+    return round(float(numpy.median(cuts)), SAVED_DECIMALS)
+
+
+def smoothed_threshold(gold: numpy.ndarray, probs: numpy.ndarray, candidates: Optional[numpy.ndarray] = None, *, seed: int = 0) -> float:
+    """The cut with the best F1 averaged over bootstrap resamples: the
+    expected F1 curve is smooth where one sample's curve is jagged."""
+    if candidates is None:
+        candidates = candidate_thresholds(probs)
+    curves = [f1_at_thresholds(gold[rows], probs[rows], candidates) for rows in _resamples(gold.shape[0], seed)]
+    return _pick(candidates, numpy.mean(curves, axis=0))[0]
 
 
 def tune_thresholds(
@@ -110,12 +152,18 @@ def tune_thresholds(
     *,
     grid: Optional[Sequence[float]] = None,
     fallback: Optional[Mapping[str, float]] = None,
+    method: str = DEFAULT_METHOD,
 ) -> Dict[str, float]:
     """Per label, the threshold that maximises that label's F1 on the data.
 
     Only the annotated cells of a label count. A label without an annotated
     positive cannot be tuned (every threshold gives F1 = 0) and keeps its
-    fallback threshold.
+    fallback threshold. ``method`` says how the maximum is sought:
+    "exact" takes the best cut of the data as given; "bagged" the median of
+    the best cuts of bootstrap resamples; "smoothed" the best cut of the F1
+    curve averaged over resamples; "global" one cut for every label, the one
+    with the best macro-F1. The last three trade a little fit for less
+    variance, which matters when the tuning data has few positives per label.
 
     y_true (numpy.ndarray): (n_docs, n_labels) gold 0/1 values.
     y_prob (numpy.ndarray): (n_docs, n_labels) predicted probabilities.
@@ -125,20 +173,53 @@ def tune_thresholds(
         between distinct probabilities; 0.5 is always tried.
     fallback (Optional[Mapping[str, float]]): Threshold of the labels that
         cannot be tuned; 0.5 for labels it does not name.
+    method (str): One of TUNING_METHODS.
     RETURNS (Dict[str, float]): {label: threshold}, in label order.
     """
+    if method not in TUNING_METHODS:
+        raise ValueError(Errors.E100.format(method=method, methods=", ".join(TUNING_METHODS)))
     y_true, y_prob, known = _check_arrays(y_true, y_prob, known, labels)
     fixed_candidates = _grid_candidates(grid) if grid is not None else None
     fallback = fallback or {}
-    thresholds: Dict[str, float] = {}
+    columns = {}
     for j, label in enumerate(labels):
         mask = known[:, j]
         gold = y_true[mask, j] >= 0.5
-        if not gold.any():
+        if gold.any():
+            columns[label] = (gold, y_prob[mask, j])
+    if method == "global":
+        shared = _global_threshold(list(columns.values()), fixed_candidates)
+    thresholds: Dict[str, float] = {}
+    for label in labels:
+        if label not in columns:
             thresholds[label] = float(fallback.get(label, DEFAULT_THRESHOLD))
-            continue
-        thresholds[label], _ = best_threshold(gold, y_prob[mask, j], fixed_candidates)
-    return thresholds
+        elif method == "global":
+            thresholds[label] = shared
+        elif method == "bagged":
+            thresholds[label] = bagged_threshold(*columns[label], fixed_candidates, seed=_label_seed(label))
+        elif method == "smoothed":
+            thresholds[label] = smoothed_threshold(*columns[label], fixed_candidates, seed=_label_seed(label))
+        else:
+            thresholds[label], _ = best_threshold(*columns[label], fixed_candidates)
+    # Python's rounding, as the component's: the values are then exactly the
+    # ones it saves (numpy's round can be one ulp off the shortest decimal)
+    return {label: round(value, SAVED_DECIMALS) for label, value in thresholds.items()}
+
+
+def _label_seed(label: str) -> int:
+    # from the name, not the column: adding or reordering labels leaves the
+    # other labels' resamples, and so their thresholds, as they were
+    return zlib.crc32(label.encode("utf8"))
+
+
+def _global_threshold(columns: Sequence[Tuple[numpy.ndarray, numpy.ndarray]], candidates: Optional[numpy.ndarray]) -> float:
+    """The one cut with the best mean F1 over the given (gold, probs) columns."""
+    if not columns:
+        return DEFAULT_THRESHOLD
+    if candidates is None:
+        candidates = candidate_thresholds(numpy.concatenate([probs for _, probs in columns]))
+    scores = numpy.mean([f1_at_thresholds(gold, probs, candidates) for gold, probs in columns], axis=0)
+    return _pick(candidates, scores)[0]
 
 
 def tunable_labels(known: numpy.ndarray, y_true: numpy.ndarray, labels: Sequence[str]) -> Dict[str, bool]:
@@ -154,6 +235,7 @@ def tune_pipeline(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     grid: Optional[Sequence[float]] = None,
+    method: str = DEFAULT_METHOD,
 ) -> Dict[str, Any]:
     """Tune the thresholds of a pipeline on dev data and save it with them.
 
@@ -165,10 +247,13 @@ def tune_pipeline(
     output_path (Union[str, Path]): Folder for the tuned pipeline.
     batch_size (int): Texts per batch for nlp.pipe.
     grid (Optional[Sequence[float]]): See tune_thresholds.
+    method (str): See tune_thresholds.
     RETURNS (Dict[str, Any]): labels, n_docs, untuned (labels kept as they
         were), output, and before/after, each with thresholds, macro_f,
         micro_f and per_label_f ({label: F1}, annotated labels only).
     """
+    if method not in TUNING_METHODS:  # before the slow part
+        raise ValueError(Errors.E100.format(method=method, methods=", ".join(TUNING_METHODS)))
     output_path = Path(output_path)
     _check_output(Path(model_path), output_path)
     nlp = load_pipeline(model_path)
@@ -176,7 +261,7 @@ def tune_pipeline(
     arrays = predict_arrays(nlp, dev_path, batch_size=batch_size)
     before = dict(textcat.thresholds)
     after = tune_thresholds(
-        arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, grid=grid, fallback=before
+        arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, grid=grid, fallback=before, method=method
     )
     textcat.set_thresholds(after)
     output_path.mkdir(parents=True, exist_ok=True)
@@ -188,6 +273,7 @@ def tune_pipeline(
         "n_docs": arrays.n_docs,
         "untuned": [label for label, ok in tunable.items() if not ok],
         "output": str(output_path),
+        "method": method,
         "before": _summary(arrays, before),
         "after": _summary(arrays, after),
     }

@@ -206,6 +206,31 @@ def test_quality_goemotions(tiny_xlmr_dir):
     assert set(results["systems"]["mlbert"]["per_language"]) == {"en"}
 
 
+def test_encoder_work_counts_training_forwards_only(tiny_xlmr_dir):
+    import time
+
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_xlmr_dir)
+    ids = torch.ones((3, 10), dtype=torch.long)
+    mask = torch.ones((3, 10), dtype=torch.long)
+    mask[1:, 6:] = 0
+    start = time.perf_counter()
+    with speed.EncoderWork(tiny_xlmr_dir) as counter:
+        model(input_ids=ids, attention_mask=mask)
+        with torch.no_grad():  # prediction, as spaCy's held-out scoring: not counted
+            model(input_ids=ids, attention_mask=mask)
+        middle = time.perf_counter()
+        model(ids[:1], mask[:1])
+    end = time.perf_counter()
+    assert counter.per_epoch([start, middle, end]) == [
+        {"rows": 3, "padded_wordpieces": 30, "real_wordpieces": 22},
+        {"rows": 1, "padded_wordpieces": 10, "real_wordpieces": 10},
+    ]
+    assert "forward" not in vars(model) and type(model).forward is counter.original
+
+
 @pytest.mark.slow
 def test_speed_quick_all_sections(tiny_xlmr_dir):
     with make_tempdir() as tmp:
@@ -219,6 +244,11 @@ def test_speed_quick_all_sections(tiny_xlmr_dir):
     assert results["training"]["spacy_seconds_per_epoch"] > 0
     assert results["training"]["torch_seconds_per_epoch"] > 0
     assert results["training"]["stock_seconds_per_epoch"] > 0
+    work = results["training"]["encoder_work_per_epoch"]
+    n_texts = results["training"]["n_texts"]
+    for name in ("spacy", "torch", "stock"):  # every text seen once per compared epoch
+        assert work[name] and all(e["rows"] >= n_texts and e["padded_wordpieces"] >= e["real_wordpieces"] > 0 for e in work[name])
+    assert "per 1,000 padded wordpieces" in speed.report(results)
     assert "mlbert / stock" in speed.report(results)
     assert set(results["peak_rss"]) == {"spacy-load", "spacy-infer", "raw-infer", "spacy-train", "torch-train"}
     assert [p["length"] for p in results["length"]] == [64, 256]

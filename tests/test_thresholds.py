@@ -14,6 +14,8 @@ from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import evaluate_docbin, find_textcat
 from spacy_mlbert.metrics import multilabel_scores
 from spacy_mlbert.thresholds import (
+    DEFAULT_METHOD,
+    TUNING_METHODS,
     best_threshold,
     candidate_thresholds,
     tune_pipeline,
@@ -155,6 +157,86 @@ def test_grid_and_input_errors():
         tune_thresholds(y_true, y_prob[:2], known, ["a"])
 
 
+# --- robust methods -------------------------------------------------------------
+
+
+def _noisy_arrays(seed, n=80):
+    rng = numpy.random.default_rng(seed)
+    y_true = (rng.random((n, 4)) < [0.1, 0.25, 0.5, 0.7]).astype("f")
+    y_prob = numpy.clip(y_true * 0.35 + rng.random((n, 4)) * 0.65, 0, 1).astype("f")
+    known = rng.random((n, 4)) < 0.9
+    return y_true, y_prob, known
+
+
+@pytest.mark.parametrize("method", TUNING_METHODS)
+def test_every_method_keeps_05_where_it_separates_perfectly(method):
+    y_true = numpy.asarray([[1, 0], [1, 1], [0, 1], [0, 0], [1, 0], [0, 1]], dtype="f")
+    y_prob = numpy.where(y_true > 0, 0.85, 0.15).astype("f")
+    known = numpy.ones_like(y_true, dtype=bool)
+    assert tune_thresholds(y_true, y_prob, known, ["a", "b"], method=method) == {"a": 0.5, "b": 0.5}
+
+
+@pytest.mark.parametrize("method", TUNING_METHODS)
+def test_every_method_is_repeatable_order_free_and_saved_exactly(method):
+    y_true, y_prob, known = _noisy_arrays(0)
+    labels = ["a", "b", "c", "d"]
+    thresholds = tune_thresholds(y_true, y_prob, known, labels, method=method)
+    assert tune_thresholds(y_true, y_prob, known, labels, method=method) == thresholds
+    assert all(0.0 <= t <= 1.0 and round(t, 6) == t for t in thresholds.values())
+    saved = srsly.json_loads(srsly.json_dumps(thresholds))
+    assert saved == pytest.approx(thresholds, abs=1e-12)
+    assert label_f1(y_true, y_prob, known, labels, saved) == label_f1(y_true, y_prob, known, labels, thresholds)
+    if method != "global":  # a label's cut does not depend on its column or the other labels
+        reordered = tune_thresholds(y_true[:, ::-1], y_prob[:, ::-1], known[:, ::-1], labels[::-1], method=method)
+        assert reordered == thresholds
+    # unknown cells are ignored, labels without a positive keep the fallback
+    y_true[~known] = 1 - y_true[~known]
+    y_true[:, 0] = 0
+    changed = tune_thresholds(y_true, y_prob, known, labels, method=method, fallback={"a": 0.7})
+    assert changed["a"] == 0.7
+    if method != "global":
+        assert {k: changed[k] for k in labels[1:]} == {k: thresholds[k] for k in labels[1:]}
+
+
+@pytest.mark.parametrize("method", ["bagged", "smoothed"])
+@pytest.mark.parametrize("seed", range(3))
+def test_resampled_methods_never_beat_exact_on_the_tuning_data(method, seed):
+    y_true, y_prob, known = _noisy_arrays(seed)
+    labels = ["a", "b", "c", "d"]
+    exact = label_f1(y_true, y_prob, known, labels, tune_thresholds(y_true, y_prob, known, labels))
+    robust = label_f1(y_true, y_prob, known, labels, tune_thresholds(y_true, y_prob, known, labels, method=method))
+    assert all(robust[label] <= exact[label] + 1e-12 for label in labels)
+
+
+def test_global_is_the_one_cut_with_the_best_macro_f1():
+    y_true, y_prob, known = _noisy_arrays(1)
+    labels = ["a", "b", "c", "d"]
+    thresholds = tune_thresholds(y_true, y_prob, known, labels, method="global")
+    assert len(set(thresholds.values())) == 1
+
+    def macro(cut):
+        return numpy.mean(list(label_f1(y_true, y_prob, known, labels, {k: cut for k in labels}).values()))
+
+    brute = max(macro(t) for t in list(numpy.unique(y_prob)) + [0.0, 0.5, 1.1])
+    assert macro(thresholds["a"]) == pytest.approx(brute)
+
+
+def test_unknown_method_is_a_coded_error():
+    y_true, y_prob, known = _noisy_arrays(0)
+    with pytest.raises(ValueError, match="E100"):
+        tune_thresholds(y_true, y_prob, known, ["a", "b", "c", "d"], method="best")
+
+
+def test_cli_default_method_is_the_package_default():
+    import inspect
+
+    from spacy_mlbert.cli.tune_thresholds import tune_thresholds_cli
+
+    option = inspect.signature(tune_thresholds_cli).parameters["method"].default
+    assert option.default == DEFAULT_METHOD
+    assert all(method in option.help for method in TUNING_METHODS)
+
+
 # --- with a pipeline ------------------------------------------------------------
 
 
@@ -221,7 +303,10 @@ def test_cli_tune_thresholds(model_dir, dev_path, workdir):
     _, textcat = find_textcat(spacy.load(output))
     assert textcat.thresholds != {label: 0.5 for label in LABELS}
     # an existing pipeline folder may be overwritten by a new tuning
-    result = runner.invoke(app, ["tune-thresholds", str(model_dir), str(dev_path), "-o", str(output)])
+    result = runner.invoke(app, ["tune-thresholds", str(model_dir), str(dev_path), "-o", str(output), "--method", "global"])
     assert result.exit_code == 0, result.output
+    assert len(set(find_textcat(spacy.load(output))[1].thresholds.values())) == 1
+    result = runner.invoke(app, ["tune-thresholds", str(model_dir), str(dev_path), "-o", str(output), "-m", "best"])
+    assert result.exit_code == 1 and "[E100]" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["tune-thresholds", str(model_dir), str(workdir / "none.spacy"), "-o", str(output)])
     assert result.exit_code == 1 and "[E050]" in result.output and "Traceback" not in result.output

@@ -15,19 +15,24 @@ def tune_thresholds_cli(
     dev: Path = typer.Argument(..., metavar="DEV", help="Gold dev data: a .spacy file or a folder of them"),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the tuned pipeline"),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Texts per batch"),
+    method: str = typer.Option(
+        "exact", "--method", "-m",
+        help="exact: each label's best cut on dev; bagged: median best cut over bootstrap resamples; "
+        "smoothed: best cut of the resample-averaged F1 curve; global: one cut for all labels",
+    ),
 ) -> None:
     """Tune per-label decision thresholds for F1 on dev data.
 
-    Each label gets the threshold that maximises its F1 on the dev data; the
-    pipeline is saved with them. Labels without a positive in the dev data
-    keep their threshold.
+    Each label gets the threshold that maximises its F1 on the dev data
+    (--method says how robustly); the pipeline is saved with them. Labels
+    without a positive in the dev data keep their threshold.
     """
     # imported here so that `--help` of other commands stays fast
     from ..thresholds import tune_pipeline
 
     try:
-        msg.info(f"Tuning the thresholds of {model} on {dev}")
-        result = tune_pipeline(model, dev, output, batch_size=batch_size)
+        msg.info(f"Tuning the thresholds of {model} on {dev} ({method})")
+        result = tune_pipeline(model, dev, output, batch_size=batch_size, method=method)
     except (OSError, ValueError) as err:
         # coded messages say what to do; a traceback would only hide them
         msg.fail(coded_message(err))
