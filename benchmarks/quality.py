@@ -71,6 +71,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--tune-method", default=None, help="Threshold tuning method for mlbert and stock's tuned row (spacy_mlbert.thresholds.TUNING_METHODS; default: the package's default)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"Subset of {','.join(SYSTEMS)}")
     parser.add_argument("--mlbert-set", action="append", default=[], metavar="KEY=VALUE", help="Config override for mlbert (repeatable), e.g. components.mlbert_textcat.pos_weight=\"auto\"; initialize.after_init=null trains the word embeddings")
+    parser.add_argument("--mlbert-model", type=Path, help="Score this trained mlbert pipeline (e.g. a --keep-models one from a run with the same data settings) instead of training one: tunes its thresholds and scores it; training seconds are then 0")
     parser.add_argument("--mlbert-name", default="mlbert", help="Name of the mlbert system in the results (for experiments)")
     parser.add_argument("--batch-size", type=int, default=64, help="Texts per nlp.pipe / forward batch when predicting")
     parser.add_argument("--work-dir", type=Path, help="Where DocBins and models go (default: a temporary folder, deleted)")
@@ -230,7 +231,10 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
         common.set_dotted(config, key, value)
     overrides = common.training_overrides(paths["fit"], paths["holdout"], args.encoder, n_fit, args.epochs, selection=args.selection)
     name = args.mlbert_name
-    model_dir, train_s = common.spacy_train(config, paths["work"], name, overrides)
+    if args.mlbert_model:
+        model_dir, train_s = args.mlbert_model, 0.0
+    else:
+        model_dir, train_s = common.spacy_train(config, paths["work"], name, overrides)
     start = time.perf_counter()
     tuned_dir = paths["work"] / f"{name}-tuned"
     tuning = tune_pipeline(model_dir, paths["holdout"], tuned_dir, batch_size=args.batch_size, method=args.tune_method)
@@ -244,7 +248,8 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
     thresholds = numpy.asarray([tuned.get(label, 0.5) for label in data.labels], dtype="f")
     del nlp, textcat
     common.free_memory()
-    _cleanup(paths["work"] / name, args)
+    if not args.mlbert_model:
+        _cleanup(paths["work"] / name, args)
     _cleanup(tuned_dir, args)
     # the same probabilities at the default 0.5: what the tuning adds
     at_default = system_result(
@@ -260,7 +265,7 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
             "tune_method": args.tune_method,
             "holdout_macro_f": {"before": tuning["before"]["macro_f"], "after": tuning["after"]["macro_f"]},
             "at_threshold_0.5": {"per_language": at_default["per_language"], "average": at_default["average"], "zero_shot_average": at_default["zero_shot_average"]},
-            "settings": {"config": str(args.config), "overrides": overrides, "variant": variant},
+            "settings": {"config": str(args.config), "overrides": overrides, "variant": variant, "trained_model": str(args.mlbert_model) if args.mlbert_model else None},
         },
     )
 

@@ -21,6 +21,7 @@ import benchlib  # noqa: E402
 import gpu_train  # noqa: E402
 import quality  # noqa: E402
 import speed  # noqa: E402
+import threshold_cv  # noqa: E402
 
 LABELS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
 TEXTS = {
@@ -155,10 +156,32 @@ def test_quality_experiment_override(semeval_dirs, tiny_xlmr_dir):
             semeval_dirs, tiny_xlmr_dir, out, "--systems", "mlbert", "--mlbert-name", "mlbert-cls",
             "--mlbert-set", "components.mlbert_textcat.model.tok2vec.pooling=cls",
             "--mlbert-set", 'components.mlbert_textcat.pos_weight="auto"',
+            "--keep-models", "--work-dir", str(semeval_dirs / "work"),
         )
     )
     variant = results["systems"]["mlbert-cls"]["settings"]["variant"]
     assert variant == {"components.mlbert_textcat.model.tok2vec.pooling": "cls", "components.mlbert_textcat.pos_weight": "auto"}
+    # the kept model is scored again, with other thresholds, without training
+    model = semeval_dirs / "work" / "mlbert-cls" / "model-best"
+    again = quality.main(
+        _quality_args(
+            semeval_dirs, tiny_xlmr_dir, semeval_dirs / "again.json", "--systems", "mlbert", "--mlbert-name", "again",
+            "--mlbert-model", str(model), "--tune-method", "global",
+        )
+    )["systems"]["again"]
+    first = results["systems"]["mlbert-cls"]
+    assert again["train_seconds"] == 0 and again["settings"]["trained_model"] == str(model) and model.exists()
+    assert again["tune_method"] == "global" and first["tune_method"] == "exact"
+    assert len(set(again["thresholds"].values())) == 1
+    assert again["at_threshold_0.5"] == first["at_threshold_0.5"]
+    # the tuning methods compared on halves of the held-out slice
+    cv = threshold_cv.main(
+        ["--model", str(model), "--data", str(semeval_dirs / "work" / "holdout.spacy"), "--repeats", "3",
+         "--out", str(semeval_dirs / "cv.json")]
+    )
+    assert set(cv["methods"]) == {"fixed", "exact", "bagged", "smoothed", "global"}
+    assert cv["methods"]["exact"]["minus_exact"] == 0.0
+    assert all(0.0 <= row["mean_macro_f"] <= 1.0 for row in cv["methods"].values())
 
 
 def test_speed_quick_inference_matches_raw(tiny_xlmr_dir):
