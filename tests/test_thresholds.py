@@ -96,10 +96,10 @@ def test_tune_thresholds_ignores_unknown_cells():
     y_prob = numpy.asarray([[0.3], [0.2], [0.25], [0.9]], dtype="f")
     known = numpy.asarray([[1], [1], [1], [0]], dtype=bool)
     # the unknown row would be a false positive at any threshold below 0.9
-    assert tune_thresholds(y_true, y_prob, known, ["a"]) == {"a": pytest.approx(0.225, abs=1e-7)}
+    assert tune_thresholds(y_true, y_prob, known, ["a"], method="exact") == {"a": pytest.approx(0.225, abs=1e-7)}
     changed = y_true.copy()
     changed[3, 0] = 1.0
-    assert tune_thresholds(changed, y_prob, known, ["a"]) == tune_thresholds(y_true, y_prob, known, ["a"])
+    assert tune_thresholds(changed, y_prob, known, ["a"], method="exact") == tune_thresholds(y_true, y_prob, known, ["a"], method="exact")
 
 
 def test_untunable_labels_keep_the_fallback():
@@ -122,7 +122,7 @@ def test_tuned_f1_is_the_best_and_never_below_05(seed):
     y_prob = numpy.clip(y_true * 0.3 + rng.random((60, 4)) * 0.7, 0, 1).astype("f")
     y_prob[:10] = numpy.round(y_prob[:10], 1)  # ties among probabilities
     known = rng.random((60, 4)) < 0.85
-    thresholds = tune_thresholds(y_true, y_prob, known, labels)
+    thresholds = tune_thresholds(y_true, y_prob, known, labels, method="exact")
     tuned = label_f1(y_true, y_prob, known, labels, thresholds)
     at_05 = label_f1(y_true, y_prob, known, labels, {})
     for j, label in enumerate(labels):
@@ -145,8 +145,8 @@ def test_grid_and_input_errors():
     y_true = numpy.asarray([[1], [0], [1]], dtype="f")
     y_prob = numpy.asarray([[0.35], [0.05], [0.3]], dtype="f")
     known = numpy.ones((3, 1), dtype=bool)
-    assert tune_thresholds(y_true, y_prob, known, ["a"], grid=[0.1, 0.2, 0.4]) == {"a": 0.2}
-    assert tune_thresholds(y_true, y_prob, known, ["a"], grid=[0.9]) == {"a": 0.5}
+    assert tune_thresholds(y_true, y_prob, known, ["a"], grid=[0.1, 0.2, 0.4], method="exact") == {"a": 0.2}
+    assert tune_thresholds(y_true, y_prob, known, ["a"], grid=[0.9], method="exact") == {"a": 0.5}
     with pytest.raises(ValueError, match="E054"):
         tune_thresholds(y_true, y_prob, known, ["a"], grid=[1.5])
     with pytest.raises(ValueError, match="E054"):
@@ -203,7 +203,7 @@ def test_every_method_is_repeatable_order_free_and_saved_exactly(method):
 def test_resampled_methods_never_beat_exact_on_the_tuning_data(method, seed):
     y_true, y_prob, known = _noisy_arrays(seed)
     labels = ["a", "b", "c", "d"]
-    exact = label_f1(y_true, y_prob, known, labels, tune_thresholds(y_true, y_prob, known, labels))
+    exact = label_f1(y_true, y_prob, known, labels, tune_thresholds(y_true, y_prob, known, labels, method="exact"))
     robust = label_f1(y_true, y_prob, known, labels, tune_thresholds(y_true, y_prob, known, labels, method=method))
     assert all(robust[label] <= exact[label] + 1e-12 for label in labels)
 
@@ -264,7 +264,7 @@ def dev_path(model_dir, workdir):
 
 def test_tune_pipeline_saves_thresholds(model_dir, dev_path, workdir):
     output = workdir / "tuned"
-    report = tune_pipeline(model_dir, dev_path, output, batch_size=4)
+    report = tune_pipeline(model_dir, dev_path, output, batch_size=4, method="exact")
     assert report["labels"] == LABELS and report["n_docs"] == 6 and report["untuned"] == []
     before, after = report["before"], report["after"]
     assert before["thresholds"] == {label: 0.5 for label in LABELS}
@@ -281,6 +281,16 @@ def test_tune_pipeline_saves_thresholds(model_dir, dev_path, workdir):
     # the original pipeline is unchanged
     _, original = find_textcat(spacy.load(model_dir))
     assert original.thresholds == {label: 0.5 for label in LABELS}
+
+
+def test_tune_pipeline_default_method_is_saved_as_reported(model_dir, dev_path, workdir):
+    report = tune_pipeline(model_dir, dev_path, workdir / "tuned-default", batch_size=4)
+    assert report["method"] == DEFAULT_METHOD
+    _, textcat = find_textcat(spacy.load(workdir / "tuned-default"))
+    assert textcat.thresholds == pytest.approx(report["after"]["thresholds"], abs=1e-12)
+    with pytest.raises(ValueError, match="E100"):
+        tune_pipeline(model_dir, dev_path, workdir / "never", method="median")
+    assert not (workdir / "never").exists()
 
 
 def test_tune_pipeline_output_checks(model_dir, dev_path, workdir):

@@ -16,7 +16,7 @@ def tune_thresholds_cli(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the tuned pipeline"),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Texts per batch"),
     method: str = typer.Option(
-        "exact", "--method", "-m",
+        "bagged", "--method", "-m",
         help="exact: each label's best cut on dev; bagged: median best cut over bootstrap resamples; "
         "smoothed: best cut of the resample-averaged F1 curve; global: one cut for all labels",
     ),
