@@ -137,6 +137,9 @@ def system_result(
         "predict_seconds": round(predict_seconds, 1),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in _loadavg()],
+        # one string of 0/1 per eval text (settings.eval_ids order): what
+        # report.py --paired resamples to put an interval on a difference
+        "predictions": ["".join("1" if v >= 0.5 else "0" for v in row) for row in y_pred],
     }
     result.update(extra or {})
     return result
@@ -270,6 +273,13 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
     )
 
 
+def _train_cell(result: Dict[str, Any]) -> str:
+    # a kept model scored again (--mlbert-model) was trained by another run
+    if result.get("settings", {}).get("trained_model"):
+        return "- (kept model)"
+    return f"{result['train_seconds']:.0f}"
+
+
 def _cleanup(path: Path, args: argparse.Namespace) -> None:
     # trained e5 pipelines are ~0.5 GB each (model-best and model-last)
     if not args.keep_models and path.exists():
@@ -322,6 +332,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             "holdout_texts": len(holdout),
             "duplicates_removed_before_holdout_split": len(removed),
             **data.summary(),
+            "eval_ids": [r.id for r in data.eval],
         },
         "versions": common.versions(),
         "git": common.git_state(),
@@ -379,7 +390,7 @@ def markdown(results: Dict[str, Any]) -> str:
             lines.append("| zero-shot average | " + " | ".join(_fmt(systems[s]["zero_shot_average"][key]) for s in names) + " |")
         lines.append("")
     lines += ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    lines.append("| training s | " + " | ".join(f"{systems[s]['train_seconds']:.0f}" for s in names) + " |")
+    lines.append("| training s | " + " | ".join(_train_cell(systems[s]) for s in names) + " |")
     lines.append("| dev prediction s | " + " | ".join(f"{systems[s]['predict_seconds']:.0f}" for s in names) + " |")
     return "\n".join(lines) + "\n"
 

@@ -3,6 +3,8 @@
     python benchmarks/report.py benchmarks/results/quality_brighter_n100.json
     python benchmarks/report.py --experiments benchmarks/results/quality_*.json
     python benchmarks/report.py benchmarks/results/speed.json
+    python benchmarks/report.py --paired mlbert,stock --bootstrap 1000 \
+        benchmarks/results/quality_brighter_n600_{stock,v2_rerun_bagged}.json
 """
 import argparse
 import json
@@ -46,6 +48,18 @@ def experiments_table(runs: Sequence[Dict[str, Any]]) -> str:
 SAME_DATA_KEYS = ("dataset", "langs", "zero_shot_langs", "n_per_lang", "eval_n", "seed", "encoder", "train_texts", "eval_texts", "fit_texts", "holdout_texts", "lang_labels")
 
 
+def _shared_config(run: Dict[str, Any]) -> Dict[str, Any]:
+    """The run's project config without the mlbert_textcat block: what the
+    anchors share (stock trains with it, its own component swapped in). The
+    mlbert system's own settings differ by design between experiments and
+    are recorded with it (settings.variant, config_text)."""
+    from thinc.api import Config
+
+    config = Config().from_str(run["config_text"], interpolate=False)
+    config["components"].pop("mlbert_textcat", None)
+    return config
+
+
 def merge(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """The systems of several quality runs on the same texts, in one results dict.
 
@@ -57,11 +71,45 @@ def merge(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         for key in SAME_DATA_KEYS:
             if run["settings"].get(key) != base["settings"].get(key):
                 raise ValueError(f"{run['_path']}: setting '{key}' differs from {base['_path']}")
-        if run.get("config_text") and base.get("config_text") and run["config_text"] != base["config_text"]:
-            raise ValueError(f"{run['_path']}: the project config differs from {base['_path']}")
+        if run.get("config_text") and base.get("config_text") and _shared_config(run) != _shared_config(base):
+            raise ValueError(f"{run['_path']}: the project config differs from {base['_path']} outside the mlbert_textcat component")
         for name, result in run["systems"].items():
             merged["systems"][name] = result
     return merged
+
+
+def paired(merged: Dict[str, Any], a: str, b: str, resamples: int, train_dir: Path = None, eval_dir: Path = None) -> Dict[str, Any]:
+    """Bootstrap interval of system a's average macro-F1 minus system b's,
+    from the decisions stored in the runs and the gold labels reloaded from
+    the data the runs name (or the folders given)."""
+    import benchlib as common
+
+    settings = merged["settings"]
+    for name in (a, b):
+        if name not in merged["systems"]:
+            raise ValueError(f"no system '{name}' in the runs (they have: {', '.join(merged['systems'])})")
+        if "predictions" not in merged["systems"][name]:
+            raise ValueError(f"system '{name}' was run before quality.py stored its decisions; run it again")
+    if settings.get("dataset") != "semeval":
+        raise ValueError("--paired reloads SemEval CSVs; GoEmotions runs are not supported yet")
+    data = common.load_semeval(
+        Path(train_dir or settings["train_dir"]), Path(eval_dir or settings["eval_dir"]), settings["langs"],
+        settings["n_per_lang"], zero_shot_langs=settings["zero_shot_langs"], eval_n=settings["eval_n"], seed=settings["seed"],
+    )
+    if [r.id for r in data.eval] != settings.get("eval_ids"):
+        raise ValueError("the reloaded evaluation texts are not the ones the runs scored (different data folder?)")
+    y_true, _ = common.label_arrays(data.eval, data.labels)
+
+    def decisions(name: str) -> "numpy.ndarray":
+        import numpy
+
+        return numpy.asarray([[c == "1" for c in row] for row in merged["systems"][name]["predictions"]], dtype="f")
+
+    result = common.paired_bootstrap(
+        y_true, decisions(a), decisions(b), [r.lang for r in data.eval], data.labels, data.lang_labels,
+        data.train_langs, resamples=resamples,
+    )
+    return {"a": a, "b": b, **result}
 
 
 def main(argv: Sequence[str] = None) -> None:
@@ -69,6 +117,10 @@ def main(argv: Sequence[str] = None) -> None:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--experiments", action="store_true", help="One row per system and run")
     parser.add_argument("--merge", action="store_true", help="One table of the systems of several quality runs on the same texts")
+    parser.add_argument("--paired", metavar="A,B", help="Bootstrap interval of system A's average macro-F1 minus B's (runs on the same texts)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="Resamples for --paired")
+    parser.add_argument("--train-dir", type=Path, help="--paired: the training CSVs, if not where the runs found them")
+    parser.add_argument("--eval-dir", type=Path, help="--paired: the evaluation CSVs, if not where the runs found them")
     args = parser.parse_args(argv)
     runs: List[Dict[str, Any]] = []
     for path in args.files:
@@ -78,8 +130,25 @@ def main(argv: Sequence[str] = None) -> None:
     if args.experiments:
         print(experiments_table([r for r in runs if r.get("benchmark") == "quality"]))
         return
+    if args.paired:
+        names = [n.strip() for n in args.paired.split(",")]
+        if len(names) != 2:
+            sys.exit("--paired takes two system names, e.g. --paired mlbert,stock")
+        try:
+            result = paired(merge([r for r in runs if r.get("benchmark") == "quality"]), *names, args.bootstrap, args.train_dir, args.eval_dir)
+        except (OSError, ValueError) as err:
+            sys.exit(f"Cannot compare: {err}")
+        print(
+            f"{result['a']} - {result['b']}: average macro-F1 difference {result['difference']:+.4f}, "
+            f"95 % interval [{result['low_2.5']:+.4f}, {result['high_97.5']:+.4f}] (sd {result['sd']:.4f}); "
+            f"{result['a']} not ahead in {100 * result['share_not_ahead']:.1f} % of {result['resamples']} resamples"
+        )
+        return
     if args.merge:
-        merged = merge([r for r in runs if r.get("benchmark") == "quality"])
+        try:
+            merged = merge([r for r in runs if r.get("benchmark") == "quality"])
+        except ValueError as err:
+            sys.exit(f"Cannot merge: {err}")
         print(quality.markdown(merged))
         return
     for run in runs:

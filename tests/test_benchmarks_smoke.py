@@ -20,6 +20,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import benchlib  # noqa: E402
 import gpu_train  # noqa: E402
 import quality  # noqa: E402
+import report  # noqa: E402
 import speed  # noqa: E402
 import threshold_cv  # noqa: E402
 
@@ -147,6 +148,16 @@ def test_quality_tfidf_and_mlbert(semeval_dirs, tiny_xlmr_dir):
     assert results["settings"]["fit_texts"] + results["settings"]["holdout_texts"] == 16
     assert "spacy" in results["versions"] and results["date"]
     assert "| **average** |" in quality.markdown(results)
+    # decisions are stored, and a difference between systems gets an interval
+    assert len(mlbert["predictions"]) == len(results["settings"]["eval_ids"]) == sum(results["settings"]["eval_texts"].values())
+    run = dict(json.loads(out.read_text(encoding="utf8")), _path=str(out))
+    same = report.paired(report.merge([run]), "mlbert", "mlbert", 20)
+    assert same["difference"] == same["low_2.5"] == same["high_97.5"] == 0.0 and same["share_not_ahead"] == 1.0
+    diff = report.paired(report.merge([run]), "mlbert", "tfidf", 20)
+    expected = mlbert["average"]["macro_f"] - systems["tfidf"]["average"]["macro_f"]
+    assert diff["difference"] == pytest.approx(expected) and diff["low_2.5"] <= diff["high_97.5"]
+    with pytest.raises(ValueError, match="no system 'stock'"):
+        report.paired(report.merge([run]), "mlbert", "stock", 20)
 
 
 def test_quality_experiment_override(semeval_dirs, tiny_xlmr_dir):
@@ -296,3 +307,22 @@ def test_gpu_train_runs_on_cpu_with_a_tiny_encoder():
     assert result["train_texts_per_second"] > 0 and result["infer_texts_per_second"] > 0
     assert set(result["example_cats"]) == set(out["settings"]["labels"])
     assert out["settings"]["encoder"]["num_hidden_layers"] == 2
+
+
+def test_report_merge_checks_what_the_systems_share():
+    config = "[paths]\ntrain = null\n\n[components]\n\n[components.mlbert_textcat]\nfactory = \"mlbert_textcat\"\n{extra}\n[training]\nmax_epochs = {epochs}\n"
+    settings = {"dataset": "semeval", "langs": ["eng"], "n_per_lang": 600}
+
+    def run(path, system, *, extra="", epochs=4, n=600):
+        return {
+            "_path": path, "benchmark": "quality", "settings": dict(settings, n_per_lang=n),
+            "config_text": config.format(extra=extra, epochs=epochs), "systems": {system: {"average": {}}},
+        }
+
+    # experiments differ in the mlbert component by design
+    merged = report.merge([run("a", "stock"), run("b", "mlbert-x", extra="pos_weight = \"auto\"\n")])
+    assert list(merged["systems"]) == ["stock", "mlbert-x"] and merged["merged_from"] == ["a", "b"]
+    with pytest.raises(ValueError, match="outside the mlbert_textcat component"):
+        report.merge([run("a", "stock"), run("b", "mlbert", epochs=3)])
+    with pytest.raises(ValueError, match="n_per_lang"):
+        report.merge([run("a", "stock"), run("b", "mlbert", n=100)])
