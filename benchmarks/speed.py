@@ -465,8 +465,9 @@ def _stock_config_file(args, work: Path) -> Path:
 def section_train(texts: List[str], labels: List[str], args, work: Path) -> Dict[str, Any]:
     """``spacy train`` with mlbert_textcat, the plain PyTorch loop, and
     ``spacy train`` with stock textcat_multilabel over the same transformer,
-    on the same texts. The two spaCy runs alternate for ``--train-rounds``
-    rounds so that a change in the machine's load hits both alike."""
+    on the same texts, one after the other for ``--train-rounds`` rounds.
+    Each run's encoder work is counted (EncoderWork): the two paths shuffle
+    differently, so their batches carry different amounts of padding."""
     texts = cycle(texts, args.train_texts)
     stock_config = _stock_config_file(args, work)
     rounds = max(1, args.train_rounds)
@@ -485,16 +486,18 @@ def section_train(texts: List[str], labels: List[str], args, work: Path) -> Dict
         work_done[name].extend(counter.per_epoch(bounds)[steady])
         common.free_memory()
 
-    epoch_cpu: List[float] = []
-    bounds: List[float] = []
-    with EncoderWork(args.encoder) as counter:
-        epochs, total = torch_epoch_seconds(texts, labels, args, epoch_cpu, bounds_out=bounds)
-    keep("torch", epochs, epoch_cpu, total, counter, bounds)
+    # all three in every round, so that a change in the machine's load
+    # hits each of them alike
     for _ in range(rounds):
-        for name, config in (("spacy", None), ("stock", stock_config)):
-            epoch_cpu, bounds = [], []
+        for name in systems:
+            epoch_cpu: List[float] = []
+            bounds: List[float] = []
             with EncoderWork(args.encoder) as counter:
-                epochs, total = spacy_epoch_seconds(texts, labels, args, work, epoch_cpu, config=config, bounds_out=bounds)
+                if name == "torch":
+                    epochs, total = torch_epoch_seconds(texts, labels, args, epoch_cpu, bounds_out=bounds)
+                else:
+                    config = stock_config if name == "stock" else None
+                    epochs, total = spacy_epoch_seconds(texts, labels, args, work, epoch_cpu, config=config, bounds_out=bounds)
             keep(name, epochs, epoch_cpu, total, counter, bounds)
     med = {name: statistics.median(values) for name, values in wall.items()}
     med_cpu = {name: statistics.median(values) for name, values in cpu.items()}
