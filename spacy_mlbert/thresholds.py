@@ -182,8 +182,7 @@ def tune_thresholds(
     method (str): One of TUNING_METHODS.
     RETURNS (Dict[str, float]): {label: threshold}, in label order.
     """
-    if method not in TUNING_METHODS:
-        raise ValueError(Errors.E100.format(method=method, methods=", ".join(TUNING_METHODS)))
+    _check_method(method)
     y_true, y_prob, known = _check_arrays(y_true, y_prob, known, labels)
     fixed_candidates = _grid_candidates(grid) if grid is not None else None
     fallback = fallback or {}
@@ -258,8 +257,7 @@ def tune_pipeline(
         were), output, and before/after, each with thresholds, macro_f,
         micro_f and per_label_f ({label: F1}, annotated labels only).
     """
-    if method not in TUNING_METHODS:  # before the slow part
-        raise ValueError(Errors.E100.format(method=method, methods=", ".join(TUNING_METHODS)))
+    _check_method(method)  # before the slow part
     output_path = Path(output_path)
     _check_output(Path(model_path), output_path)
     nlp = load_pipeline(model_path)
@@ -307,6 +305,11 @@ def _check_arrays(
     if any(len(shape) != 2 or shape != (y_true.shape[0], len(labels)) for shape in shapes):
         raise ValueError(Errors.E055.format(n_labels=len(labels), shapes=shapes))
     return y_true, y_prob, known
+
+
+def _check_method(method: str) -> None:
+    if method not in TUNING_METHODS:
+        raise ValueError(Errors.E100.format(method=method, methods=", ".join(TUNING_METHODS)))
 
 
 def _grid_candidates(grid: Sequence[float]) -> numpy.ndarray:
