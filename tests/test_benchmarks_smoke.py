@@ -14,6 +14,8 @@ import numpy
 import pytest
 from spacy.util import make_tempdir
 
+from spacy_mlbert.thresholds import DEFAULT_METHOD
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -182,7 +184,7 @@ def test_quality_experiment_override(semeval_dirs, tiny_xlmr_dir):
     )["systems"]["again"]
     first = results["systems"]["mlbert-cls"]
     assert again["train_seconds"] == 0 and again["settings"]["trained_model"] == str(model) and model.exists()
-    assert again["tune_method"] == "global" and first["tune_method"] == "exact"
+    assert again["tune_method"] == "global" and first["tune_method"] == DEFAULT_METHOD
     assert len(set(again["thresholds"].values())) == 1
     assert again["at_threshold_0.5"] == first["at_threshold_0.5"]
     # the tuning methods compared on halves of the held-out slice
