@@ -90,12 +90,15 @@ def paired(merged: Dict[str, Any], a: str, b: str, resamples: int, train_dir: Pa
             raise ValueError(f"no system '{name}' in the runs (they have: {', '.join(merged['systems'])})")
         if "predictions" not in merged["systems"][name]:
             raise ValueError(f"system '{name}' was run before quality.py stored its decisions; run it again")
-    if settings.get("dataset") != "semeval":
-        raise ValueError("--paired reloads SemEval CSVs; GoEmotions runs are not supported yet")
-    data = common.load_semeval(
-        Path(train_dir or settings["train_dir"]), Path(eval_dir or settings["eval_dir"]), settings["langs"],
-        settings["n_per_lang"], zero_shot_langs=settings["zero_shot_langs"], eval_n=settings["eval_n"], seed=settings["seed"],
-    )
+    if settings.get("dataset") == "goemotions":
+        data = common.load_goemotions(
+            Path(train_dir or settings["train_dir"]), settings["n_per_lang"], eval_n=settings["eval_n"], seed=settings["seed"]
+        )
+    else:
+        data = common.load_semeval(
+            Path(train_dir or settings["train_dir"]), Path(eval_dir or settings["eval_dir"]), settings["langs"],
+            settings["n_per_lang"], zero_shot_langs=settings["zero_shot_langs"], eval_n=settings["eval_n"], seed=settings["seed"],
+        )
     if [r.id for r in data.eval] != settings.get("eval_ids"):
         raise ValueError("the reloaded evaluation texts are not the ones the runs scored (different data folder?)")
     y_true, _ = common.label_arrays(data.eval, data.labels)

@@ -238,8 +238,12 @@ def test_quality_goemotions(tiny_xlmr_dir):
             ["--dataset", "goemotions", "--train-dir", str(tmp), "--n", "8", "--encoder", str(tiny_xlmr_dir),
              "--epochs", "1", "--systems", "tfidf,mlbert", "--out", str(tmp / "go.json")]
         )
+        run = dict(json.loads((tmp / "go.json").read_text(encoding="utf8")), _path="go.json")
+        diff = report.paired(report.merge([run]), "mlbert", "tfidf", 10)
     assert results["settings"]["labels"] == names
     assert set(results["systems"]["mlbert"]["per_language"]) == {"en"}
+    expected = results["systems"]["mlbert"]["average"]["macro_f"] - results["systems"]["tfidf"]["average"]["macro_f"]
+    assert diff["difference"] == pytest.approx(expected)
 
 
 def test_encoder_work_counts_training_forwards_only(tiny_xlmr_dir):
