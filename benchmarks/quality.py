@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 from benchlib import BenchData, log  # noqa: E402
 
+from spacy_mlbert.thresholds import DEFAULT_METHOD, TUNING_METHODS  # noqa: E402
+
 SYSTEMS = ("tfidf", "mlbert", "stock", "plain")
 DESCRIPTIONS = {
     "tfidf": "char 1-4-gram TF-IDF + one-vs-rest logistic regression, one model per language (sklearn), threshold 0.5",
@@ -68,7 +70,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--selection", choices=("epoch-end", "legacy"), default="epoch-end", help="When spacy train scores the held-out slice: at the end of every epoch (the last step included), or 'legacy': after the first batch of every epoch (the last epoch's updates never scored), as the first runs did")
     parser.add_argument("--plain-epochs", type=int, default=3, help="Epochs of the plain recipe (the recipe says 3)")
     parser.add_argument("--holdout", type=float, default=0.1, help="Share of the training texts held out for model selection and thresholds")
-    parser.add_argument("--tune-method", default=None, help="Threshold tuning method for mlbert and stock's tuned row (spacy_mlbert.thresholds.TUNING_METHODS; default: the package's default)")
+    parser.add_argument("--tune-method", choices=TUNING_METHODS, default=DEFAULT_METHOD, help="Threshold tuning method for mlbert and stock's tuned row (default: the package's default)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"Subset of {','.join(SYSTEMS)}")
     parser.add_argument("--mlbert-set", action="append", default=[], metavar="KEY=VALUE", help="Config override for mlbert (repeatable), e.g. components.mlbert_textcat.pos_weight=\"auto\"; initialize.after_init=null trains the word embeddings")
     parser.add_argument("--mlbert-model", type=Path, help="Score this trained mlbert pipeline (e.g. a --keep-models one from a run with the same data settings) instead of training one: tunes its thresholds and scores it; training seconds are then 0")
@@ -79,11 +81,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=common.SEED)
     parser.add_argument("--out", type=Path, default=Path("results.json"))
     args = parser.parse_args(argv)
-    from spacy_mlbert.thresholds import DEFAULT_METHOD, TUNING_METHODS
-
-    args.tune_method = args.tune_method or DEFAULT_METHOD
-    if args.tune_method not in TUNING_METHODS:
-        parser.error(f"--tune-method: choose from {','.join(TUNING_METHODS)}")
     if args.train_dir is None:
         parser.error("--train-dir is required")
     if args.dataset == "semeval" and args.eval_dir is None:

@@ -90,15 +90,12 @@ def paired(merged: Dict[str, Any], a: str, b: str, resamples: int, train_dir: Pa
             raise ValueError(f"no system '{name}' in the runs (they have: {', '.join(merged['systems'])})")
         if "predictions" not in merged["systems"][name]:
             raise ValueError(f"system '{name}' was run before quality.py stored its decisions; run it again")
-    if settings.get("dataset") == "goemotions":
-        data = common.load_goemotions(
-            Path(train_dir or settings["train_dir"]), settings["n_per_lang"], eval_n=settings["eval_n"], seed=settings["seed"]
-        )
-    else:
-        data = common.load_semeval(
-            Path(train_dir or settings["train_dir"]), Path(eval_dir or settings["eval_dir"]), settings["langs"],
-            settings["n_per_lang"], zero_shot_langs=settings["zero_shot_langs"], eval_n=settings["eval_n"], seed=settings["seed"],
-        )
+    # the runs' own loader, with the data settings they recorded
+    data = quality.load_data(argparse.Namespace(
+        dataset=settings["dataset"], train_dir=Path(train_dir or settings["train_dir"]),
+        eval_dir=Path(eval_dir or settings["eval_dir"]), langs=settings["langs"], n=settings["n_per_lang"],
+        zero_shot_langs=settings["zero_shot_langs"], eval_n=settings["eval_n"], seed=settings["seed"],
+    ))
     if [r.id for r in data.eval] != settings.get("eval_ids"):
         raise ValueError("the reloaded evaluation texts are not the ones the runs scored (different data folder?)")
     y_true, _ = common.label_arrays(data.eval, data.labels)
