@@ -13,7 +13,7 @@ from spacy_transformers.layers.split_trf import split_trf_batch
 from thinc.api import Dropout, LayerNorm, Linear, Model, chain
 from thinc.types import Floats2d
 
-from .layers import CheckedTransformerModel, WordpiecePooling
+from .layers import CheckedTransformerModel, WordpiecePooling, sum_logits
 
 
 @registry.architectures("spacy-mlbert.TransformerModel.v1")
@@ -162,6 +162,50 @@ def build_multilabel_classifier_v2(
     model.set_ref("output_layer", output_layer)
     model.attrs["multi_label"] = True
     model.attrs["resize_output"] = resize_output
+    return model
+
+
+@registry.architectures("spacy-mlbert.MultiLabelClassifier.v3")
+def build_multilabel_classifier_v3(
+    tok2vec: Model[List[Doc], Floats2d],
+    linear_model: Optional[Model[List[Doc], Floats2d]] = None,
+    *,
+    normalize: bool = True,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """v2's head, plus an optional sparse model whose logits are added to the
+    head's: a bag of words (``spacy.TextCatBOW.v3`` with
+    ``no_output_layer = true``) remembers words that tell a label apart
+    from a few examples, which a fine-tuned encoder learns slowly.
+
+    tok2vec (Model[List[Doc], Floats2d]): One vector per document, as in v2.
+    linear_model (Optional[Model[List[Doc], Floats2d]]): Returns one logit
+        per label from the docs; None gives v2's model.
+    normalize (bool): Layer norm on the document vector, as in v2.
+    dropout (float): Dropout rate before the head's output layer.
+    nO (Optional[int]): Number of labels, inferred at initialization if None.
+    RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
+    """
+    head = build_multilabel_classifier_v2(tok2vec, normalize=normalize, dropout=dropout, nO=nO)
+    if linear_model is None:
+        return head
+    model = sum_logits(head, linear_model)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("head", head)
+    model.set_ref("linear_model", linear_model)
+    model.attrs["multi_label"] = True
+    model.attrs["resize_output"] = _resize_branches
+    if nO is not None:
+        model.set_dim("nO", nO)
+    return model
+
+
+def _resize_branches(model: Model, new_nO: int) -> Model:
+    for ref in ("head", "linear_model"):
+        branch = model.get_ref(ref)
+        branch.attrs["resize_output"](branch, new_nO)
+    model.set_dim("nO", new_nO, force=True)
     return model
 
 
