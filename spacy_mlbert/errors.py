@@ -376,6 +376,11 @@ class Errors(metaclass=ErrorsWithCodes):
     E100 = (
         "Unknown threshold tuning method {method!r}. Choose one of: {methods}."
     )
+    E120 = (
+        "spacy-mlbert.asymmetric_loss.v1 takes gamma_pos >= 0, gamma_neg >= 0 "
+        "and 0 <= clip < 1; got gamma_pos={gamma_pos}, gamma_neg={gamma_neg}, "
+        "clip={clip}."
+    )
 
 
 def coded_message(err: Exception) -> str:

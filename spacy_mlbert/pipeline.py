@@ -25,7 +25,7 @@ from thinc.types import Floats2d
 
 from .errors import Errors, Warnings
 from .extensions import install_extensions
-from .loss import masked_bce_with_logits
+from .loss import LossFunction, masked_bce_with_logits
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -61,6 +61,7 @@ PosWeight = Optional[Union[str, Dict[str, float]]]
         "threshold": 0.5,
         "thresholds": {},
         "pos_weight": None,
+        "loss": {"@losses": "spacy-mlbert.bce_loss.v1"},
         "scorer": {"@scorers": "spacy-mlbert.multilabel_scorer.v1"},
     },
     default_score_weights={
@@ -82,6 +83,7 @@ def make_mlbert_textcat(
     threshold: float,
     thresholds: Dict[str, float],
     pos_weight: PosWeight,
+    loss: Optional[LossFunction],
     scorer: Optional[Callable],
 ) -> "MultiLabelBertCategorizer":
     """Create a multi-label classifier on a (multilingual) transformer.
@@ -92,6 +94,8 @@ def make_mlbert_textcat(
     pos_weight (Optional[Union[str, Dict[str, float]]]): Weight of the positive
         term of each label's loss: null (1.0), "auto" (negatives / positives
         in the training examples, computed at initialize) or {label: weight}.
+    loss (Optional[LossFunction]): The training loss on the logits, e.g.
+        "spacy-mlbert.bce_loss.v1" (default) or "spacy-mlbert.asymmetric_loss.v1".
     scorer (Optional[Callable]): The scoring method.
     """
     return MultiLabelBertCategorizer(
@@ -101,6 +105,7 @@ def make_mlbert_textcat(
         threshold=threshold,
         thresholds=thresholds,
         pos_weight=pos_weight,
+        loss=loss,
         scorer=scorer,
     )
 
@@ -121,6 +126,7 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         threshold: float = 0.5,
         thresholds: Mapping[str, float] = {},
         pos_weight: PosWeight = None,
+        loss: Optional[LossFunction] = None,
         scorer: Optional[Callable] = None,
     ) -> None:
         super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
@@ -129,6 +135,7 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         _check_pos_weight_value(pos_weight)
         self.cfg["thresholds"] = dict(thresholds)
         self.cfg["pos_weight"] = dict(pos_weight) if isinstance(pos_weight, Mapping) else pos_weight
+        self.loss = loss if loss is not None else masked_bce_with_logits
         install_extensions()
 
     # --- thresholds -------------------------------------------------------
@@ -184,7 +191,8 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
     # --- training ---------------------------------------------------------
 
     def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
-        """Binary cross-entropy on the logits over the annotated labels.
+        """The loss (binary cross-entropy unless the config chooses another)
+        on the logits over the annotated labels.
 
         scores (Floats2d): Logits from the model (not probabilities).
         """
@@ -193,7 +201,7 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         ops = self.model.ops
         truths, known = self._examples_to_truth(examples)
         pos_weight = ops.asarray1f([self.pos_weights[label] for label in self.labels])
-        return masked_bce_with_logits(
+        return self.loss(
             ops, ops.asarray2f(scores), ops.asarray2f(truths), ops.asarray2f(known), pos_weight
         )
 
