@@ -13,7 +13,7 @@ of training are taken from epoch 2 on (epoch 1 holds CUDA warm-up and
 allocator growth). ``--size tiny --gpu-id -1`` runs the same path on CPU in
 seconds (the CI smoke test).
 
-    python benchmarks/gpu_train.py --gpu-id 0 --out benchmarks/results/gpu_train.json
+    python benchmarks/gpu_train.py --gpu-id 0 --out benchmarks/results/gpu_train_h100_batch16.json
 """
 import argparse
 import json

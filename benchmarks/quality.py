@@ -26,7 +26,7 @@ when training ``mlbert`` and ``stock``.
 
     python benchmarks/quality.py --train-dir ../shared/data/brighter/train \
         --eval-dir ../shared/data/brighter/dev --langs eng,rus,chn,hin,arq \
-        --n 600 --out benchmarks/results/quality.json
+        --n 600 --out benchmarks/results/brighter_n600_all_systems.json
 """
 import argparse
 import json

@@ -1,10 +1,10 @@
 """Render results JSON files of quality.py / speed.py as Markdown tables.
 
-    python benchmarks/report.py benchmarks/results/quality_brighter_n100.json
-    python benchmarks/report.py --experiments benchmarks/results/quality_*.json
-    python benchmarks/report.py benchmarks/results/speed.json
+    python benchmarks/report.py benchmarks/results/goemotions_n2000.json
+    python benchmarks/report.py --experiments benchmarks/results/brighter_n600_*.json
+    python benchmarks/report.py benchmarks/results/speed_train_vs_stock_rerun4.json
     python benchmarks/report.py --paired mlbert,stock --bootstrap 1000 \
-        benchmarks/results/quality_brighter_n600_{stock,v2_rerun_bagged}.json
+        benchmarks/results/brighter_n600_{stock,mlbert_default}.json
 """
 import argparse
 import json

@@ -19,7 +19,7 @@ Repeated measurements are interleaved (spaCy, raw, spaCy, raw, ...) and the
 median is reported, so that load from other work on a shared machine hits
 both paths alike.
 
-    python benchmarks/speed.py --data-dir ../shared/data/brighter/dev --out benchmarks/results/speed.json
+    python benchmarks/speed.py --data-dir ../shared/data/brighter/dev --out benchmarks/results/speed_all_sections.json
     python benchmarks/speed.py --data-dir ../shared/data/brighter/dev --quick
 """
 import argparse
