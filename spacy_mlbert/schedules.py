@@ -83,7 +83,8 @@ def warmup_linear_epochs(
     unresolved = [name for name, value in settings.items() if _is_variable(value)]
     for name in ("epochs", "batch_size"):
         if isinstance(settings[name], str) and name not in unresolved:
-            raise ValueError(Errors.E110.format(name=name, value=settings[name]))
+            if not settings[name].strip().isdigit():
+                raise ValueError(Errors.E110.format(name=name, value=settings[name]))
     if total_steps <= 0 and unresolved:
         variables = ", ".join(f"{name} = {settings[name]}" for name in unresolved)
         warnings.warn(Warnings.W020.format(variables=variables, rate=initial_rate))
