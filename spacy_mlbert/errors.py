@@ -40,6 +40,15 @@ class Warnings(metaclass=ErrorsWithCodes):
         "With those, only a single spaCy token longer than the window (e.g. a "
         "very long URL) is cut."
     )
+    W020 = (
+        "spacy-mlbert.warmup_linear_epochs.v1 got unresolved config variables "
+        "({variables}): spaCy builds the optimizer from nlp.config without "
+        "resolving them outside `spacy train` (nlp.initialize() or "
+        "nlp.resume_training() without sgd, `spacy debug data`). The learning "
+        "rate is {rate} at every step, without warm-up or decay. For those, set "
+        "total_steps in [training.optimizer.learn_rate], or pass an optimizer "
+        "yourself, e.g. nlp.resume_training(sgd=...)."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -380,6 +389,22 @@ class Errors(metaclass=ErrorsWithCodes):
         "spacy-mlbert.asymmetric_loss.v1 takes gamma_pos >= 0, gamma_neg >= 0 "
         "and 0 <= clip < 1; got gamma_pos={gamma_pos}, gamma_neg={gamma_neg}, "
         "clip={clip}."
+    )
+    # spaCy's own commands on the plugin
+    E110 = (
+        "spacy-mlbert.warmup_linear_epochs.v1: {name} must be an integer (or "
+        "a config variable such as ${{training.max_epochs}}), got {value!r}."
+    )
+    E111 = (
+        "The default threshold of component '{name}' is {value}, changed from "
+        "{loaded} after loading, but every label has its own threshold "
+        "(tune-thresholds sets one per label), so it decides nothing: `spacy "
+        "find-threshold MODEL DATA {name} threshold ...` would score every "
+        "trial the same. Tune the per-label thresholds with `spacy-mlbert "
+        "tune-thresholds MODEL DEV --output MODEL_OUT` (--method global for "
+        "one threshold shared by every label), or score with one threshold "
+        "for every label: nlp.evaluate(examples, scorer_cfg={{\"threshold\": "
+        "{value}}})."
     )
 
 

@@ -25,6 +25,7 @@ from thinc.types import Floats2d
 
 from .errors import Errors, Warnings
 from .extensions import install_extensions
+from .forking import install_fork_guard
 from .loss import LossFunction, masked_bce_with_logits
 
 DEFAULT_MODEL_CONFIG = """
@@ -136,7 +137,9 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         self.cfg["thresholds"] = dict(thresholds)
         self.cfg["pos_weight"] = dict(pos_weight) if isinstance(pos_weight, Mapping) else pos_weight
         self.loss = loss if loss is not None else masked_bce_with_logits
+        self._threshold_as_loaded = threshold
         install_extensions()
+        install_fork_guard()  # nlp.pipe(n_process=2) forks after torch: forking.py
 
     # --- thresholds -------------------------------------------------------
 
@@ -290,10 +293,35 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         if "threshold" in kwargs and "thresholds" not in kwargs:
             kwargs["thresholds"] = {}
         else:
+            self._check_default_threshold_applies()
             kwargs.setdefault("thresholds", self.thresholds)
             kwargs.setdefault("threshold", self.cfg["threshold"])
         kwargs["labels"] = self.labels
         return self.scorer(examples, **kwargs)
+
+    def _check_default_threshold_applies(self) -> None:
+        """Refuse a default threshold changed after loading that applies to no
+        label: every label has its own (e.g. `spacy find-threshold ...
+        threshold` on a pipeline from tune-thresholds: every trial would
+        score the same)."""
+        own = self.cfg.get("thresholds", {})
+        changed = self.cfg["threshold"] != self._threshold_as_loaded
+        if changed and self.labels and all(label in own for label in self.labels):
+            raise ValueError(
+                Errors.E111.format(
+                    name=self.name, value=self.cfg["threshold"], loaded=self._threshold_as_loaded
+                )
+            )
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "MultiLabelBertCategorizer":
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._threshold_as_loaded = self.cfg["threshold"]
+        return self
+
+    def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> "MultiLabelBertCategorizer":
+        super().from_disk(path, exclude=exclude)
+        self._threshold_as_loaded = self.cfg["threshold"]
+        return self
 
 
 def _check_threshold_values(thresholds: Mapping[str, float]) -> None:

@@ -5,8 +5,21 @@ fixed number is wrong for every corpus but one: too small and the rate reaches
 zero while training goes on (nothing more is learned), too large and it never
 decays. This schedule counts the training documents instead, so that the
 linear decay ends with the last epoch whatever the corpus size.
+
+The shipped configs give it ``${training.max_epochs}``,
+``${training.batcher.size}`` and ``${paths.train}``. `spacy train` resolves
+them, but spaCy builds the optimizer from ``nlp.config`` alone, variables
+unresolved, in ``nlp.initialize()`` and ``nlp.resume_training()`` without
+``sgd`` (``spacy debug data`` calls the first): there the schedule gets the
+variables' text and cannot know the length of the run. It then gives the
+peak rate from the first step on (warning W020) instead of failing: a
+training loop written for ``nlp.resume_training()`` calls ``nlp.update`` but
+seldom ``optimizer.step_schedules()``, and a warm-up from zero would leave
+such a loop at a rate of zero.
 """
 import math
+import re
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
@@ -46,9 +59,9 @@ def steps_for(n_docs: int, batch_size: int, epochs: int) -> int:
 def warmup_linear_epochs(
     initial_rate: float,
     warmup_steps: int,
-    epochs: int,
-    batch_size: int,
-    train_path: Optional[Path] = None,
+    epochs: Union[int, str],
+    batch_size: Union[int, str],
+    train_path: Optional[Union[Path, str]] = None,
     total_steps: int = 0,
 ) -> Iterable[float]:
     """Linear warm-up over ``warmup_steps``, then a linear decay that reaches
@@ -56,21 +69,42 @@ def warmup_linear_epochs(
 
     initial_rate (float): Peak learning rate, reached after the warm-up.
     warmup_steps (int): Steps of the linear warm-up from zero.
-    epochs (int): Passes over the corpus (usually ``${training.max_epochs}``).
-    batch_size (int): Documents per batch (usually ``${training.batcher.size}``).
-    train_path (Optional[Path]): The training DocBin (``${paths.train}``),
+    epochs (Union[int, str]): Passes over the corpus (usually
+        ``${training.max_epochs}``; a string only as an unresolved variable).
+    batch_size (Union[int, str]): Documents per batch (usually
+        ``${training.batcher.size}``).
+    train_path (Optional[Union[Path, str]]): The training DocBin (``${paths.train}``),
         counted before any reader filter (a ``langs`` filter makes the decay
         end later than the run, never earlier).
     total_steps (int): Set it to fix the decay's length yourself; 0 derives it.
     RETURNS (Iterable[float]): The learning rate of each step.
     """
+    settings = {"epochs": epochs, "batch_size": batch_size, "train_path": train_path}
+    unresolved = [name for name, value in settings.items() if _is_variable(value)]
+    for name in ("epochs", "batch_size"):
+        if isinstance(settings[name], str) and name not in unresolved:
+            if not settings[name].strip().isdigit():
+                raise ValueError(Errors.E110.format(name=name, value=settings[name]))
+    if total_steps <= 0 and unresolved:
+        variables = ", ".join(f"{name} = {settings[name]}" for name in unresolved)
+        warnings.warn(Warnings.W020.format(variables=variables, rate=initial_rate))
+        return _warmup_linear(initial_rate, 0, 0)
     if total_steps <= 0 and train_path is not None:
-        total_steps = steps_for(count_docbin_docs(train_path), batch_size, epochs)
+        total_steps = steps_for(count_docbin_docs(train_path), int(batch_size), int(epochs))
     if total_steps <= 0:
         # No corpus to count (e.g. `spacy debug config` without paths.train):
         # keep the peak rate after the warm-up rather than guess a length.
         msg.warn(Warnings.W003)
     return _warmup_linear(initial_rate, warmup_steps, total_steps)
+
+
+_VARIABLE = re.compile(r"\$\{[^{}]+\}")
+
+
+def _is_variable(value: object) -> bool:
+    """Whether a setting is the text of an unresolved config variable, e.g.
+    ``"${training.max_epochs}"`` (a Path too: pydantic makes one of it)."""
+    return isinstance(value, (str, Path)) and _VARIABLE.fullmatch(str(value)) is not None
 
 
 def _warmup_linear(initial_rate: float, warmup_steps: int, total_steps: int) -> Iterator[float]:

@@ -73,3 +73,38 @@ def test_project_config_wires_the_schedule_to_the_training_settings():
         rates = _first(schedule, 20)
     n_steps = steps_for(33, config["training"]["batcher"]["size"], config["training"]["max_epochs"])
     assert rates[n_steps - 1] > 0.0 and rates[n_steps] == 0.0
+
+
+def test_unresolved_variables_give_a_constant_rate_and_a_coded_warning():
+    """What spaCy's create_optimizer passes outside `spacy train`
+    (nlp.resume_training(), `spacy debug data`): the config's text."""
+    config = Config().from_disk(DEFAULT_CONFIG, interpolate=False)
+    section = dict(config["training"]["optimizer"]["learn_rate"])
+    assert section["epochs"] == "${training.max_epochs}"
+    with pytest.warns(UserWarning, match=r"W020.*training\.batcher\.size.*paths\.train"):
+        schedule = registry.resolve({"s": section})["s"]
+    assert set(_first(schedule, 30)) == {section["initial_rate"]}
+
+
+def test_resolved_variables_are_not_mistaken_for_unresolved(recwarn):
+    with make_tempdir() as d:
+        _write_docbin(d / "train.spacy", 4)
+        # a path with "$" and braces in it, but not a variable
+        folder = d / "a${b}"
+        folder.mkdir()
+        _write_docbin(folder / "train.spacy", 4)
+        rates = _first(warmup_linear_epochs(1.0, 0, epochs="2", batch_size=2, train_path=folder / "train.spacy"), 5)
+    assert rates == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert not [w for w in recwarn if "W020" in str(w.message)]
+
+
+def test_a_non_integer_epoch_count_is_a_coded_error():
+    section = {
+        "@schedules": "spacy-mlbert.warmup_linear_epochs.v1",
+        "initial_rate": 1.0,
+        "warmup_steps": 0,
+        "epochs": "four",
+        "batch_size": 2,
+    }
+    with pytest.raises(ValueError, match=r"E110.*epochs.*'four'"):
+        registry.resolve({"s": section})
