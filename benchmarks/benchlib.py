@@ -332,13 +332,22 @@ def fit_tfidf(
     C (float): Inverse regularisation strength.
     RETURNS (TfidfModel): The fitted model.
     """
-    import warnings
+    vectorizer, X = _tfidf_vectorize(texts, ngram_range)
+    return TfidfModel(vectorizer, _tfidf_classifiers(X, y, known, C))
 
+
+def _tfidf_vectorize(texts: Sequence[str], ngram_range: Tuple[int, int]):
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
 
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(ngram_range), sublinear_tf=True)
-    X = vectorizer.fit_transform(list(texts))
+    return vectorizer, vectorizer.fit_transform(list(texts))
+
+
+def _tfidf_classifiers(X, y: numpy.ndarray, known: numpy.ndarray, C: float) -> List[Any]:
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
     classifiers: List[Any] = []
     for j in range(y.shape[1]):
         rows = numpy.flatnonzero(known[:, j])
@@ -352,7 +361,7 @@ def fit_tfidf(
             warnings.simplefilter("ignore")  # liblinear convergence notes on tiny data
             classifier.fit(X[rows], target)
         classifiers.append(classifier)
-    return TfidfModel(vectorizer, classifiers)
+    return classifiers
 
 
 def _holdout_macro_f(
@@ -432,11 +441,12 @@ def tfidf_anchor(
             best = None
             grid = []
             for ngram_range in ngram_grid:
+                # one vocabulary per n-gram range (it does not depend on C)
+                vectorizer, X = _tfidf_vectorize([fit[i].text for i in fit_rows], ngram_range)
                 for C in sorted(c_grid):
-                    model = fit_tfidf(
-                        [fit[i].text for i in fit_rows], fit_y[numpy.ix_(fit_rows, cols)],
-                        fit_known[numpy.ix_(fit_rows, cols)], ngram_range=ngram_range, C=C,
-                    )
+                    model = TfidfModel(vectorizer, _tfidf_classifiers(
+                        X, fit_y[numpy.ix_(fit_rows, cols)], fit_known[numpy.ix_(fit_rows, cols)], C
+                    ))
                     probs = model.probs([holdout[i].text for i in hold_rows])
                     pred = numpy.zeros((hold_rows.size, len(labels)), dtype="f")
                     pred[:, cols] = probs >= 0.5
