@@ -226,6 +226,13 @@ def test_quality_all_systems(semeval_dirs, tiny_xlmr_dir):
     for name in ("mlbert", "stock", "plain"):
         assert set(results["systems"][name]["per_language"]) == {"eng", "rus", "afr"}
         assert results["systems"][name]["zero_shot_average"]["macro_f"] is not None
+    # stock's tuned thresholds: a column of the table and a system to compare with
+    assert len(results["systems"]["stock"]["with_tuned_thresholds"]["predictions"]) == len(results["settings"]["eval_ids"])
+    assert "| macro-F1 | tfidf | mlbert | stock | stock+tuning | plain |" in quality.markdown(results)
+    run = dict(json.loads(out.read_text(encoding="utf8")), _path=str(out))
+    diff = report.paired(report.merge([run]), "mlbert", "stock+tuning", 10)
+    tuned = results["systems"]["stock"]["with_tuned_thresholds"]["average"]["macro_f"]
+    assert diff["difference"] == pytest.approx(results["systems"]["mlbert"]["average"]["macro_f"] - tuned)
 
 
 @pytest.mark.slow
