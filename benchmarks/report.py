@@ -3,8 +3,12 @@
     python benchmarks/report.py benchmarks/results/goemotions_n2000.json
     python benchmarks/report.py --experiments benchmarks/results/brighter_n600_*.json
     python benchmarks/report.py benchmarks/results/speed_train_vs_stock_rerun4.json
-    python benchmarks/report.py --paired mlbert,stock --bootstrap 1000 \
-        benchmarks/results/brighter_n600_{stock,mlbert_default}.json
+    python benchmarks/report.py --paired mlbert,stock+tuning --bootstrap 1000 \
+        benchmarks/results/brighter_n600_{stock,mlbert}.json
+    python benchmarks/report.py --timings benchmarks/results/brighter_n600_*.json
+
+A stock run's tuned thresholds are the system ``stock+tuning`` in every table
+and in --paired.
 """
 import argparse
 import json
@@ -26,7 +30,7 @@ def experiments_table(runs: Sequence[Dict[str, Any]]) -> str:
     ]
     for run in runs:
         name = Path(run["_path"]).stem
-        for system, result in run["systems"].items():
+        for system, result in quality.table_systems(run["systems"]).items():
             settings = result.get("settings", {})
             variant = settings.get("variant")
             variant_text = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in variant.items()) if variant else ("project config" if system.startswith("mlbert") else "")
@@ -85,10 +89,11 @@ def paired(merged: Dict[str, Any], a: str, b: str, resamples: int, train_dir: Pa
     import benchlib as common
 
     settings = merged["settings"]
+    systems = quality.table_systems(merged["systems"])
     for name in (a, b):
-        if name not in merged["systems"]:
-            raise ValueError(f"no system '{name}' in the runs (they have: {', '.join(merged['systems'])})")
-        if "predictions" not in merged["systems"][name]:
+        if name not in systems:
+            raise ValueError(f"no system '{name}' in the runs (they have: {', '.join(systems)})")
+        if "predictions" not in systems[name]:
             raise ValueError(f"system '{name}' was run before quality.py stored its decisions; run it again")
     # the runs' own loader, with the data settings they recorded
     data = quality.load_data(argparse.Namespace(
@@ -103,7 +108,7 @@ def paired(merged: Dict[str, Any], a: str, b: str, resamples: int, train_dir: Pa
     def decisions(name: str) -> "numpy.ndarray":
         import numpy
 
-        return numpy.asarray([[c == "1" for c in row] for row in merged["systems"][name]["predictions"]], dtype="f")
+        return numpy.asarray([[c == "1" for c in row] for row in systems[name]["predictions"]], dtype="f")
 
     result = common.paired_bootstrap(
         y_true, decisions(a), decisions(b), [r.lang for r in data.eval], data.labels, data.lang_labels,
@@ -118,6 +123,7 @@ def main(argv: Sequence[str] = None) -> None:
     parser.add_argument("--experiments", action="store_true", help="One row per system and run")
     parser.add_argument("--merge", action="store_true", help="One table of the systems of several quality runs on the same texts")
     parser.add_argument("--paired", metavar="A,B", help="Bootstrap interval of system A's average macro-F1 minus B's (runs on the same texts)")
+    parser.add_argument("--timings", action="store_true", help="Reruns of the same settings: median training seconds per system, and every rerun")
     parser.add_argument("--bootstrap", type=int, default=1000, help="Resamples for --paired")
     parser.add_argument("--train-dir", type=Path, help="--paired: the training CSVs, if not where the runs found them")
     parser.add_argument("--eval-dir", type=Path, help="--paired: the evaluation CSVs, if not where the runs found them")
@@ -127,13 +133,18 @@ def main(argv: Sequence[str] = None) -> None:
         data = json.loads(path.read_text(encoding="utf8"))
         data["_path"] = str(path)
         runs.append(data)
+    if args.timings:
+        import benchlib
+
+        print(benchlib.timings_markdown(benchlib.rerun_timings([r for r in runs if r.get("benchmark") == "quality"])))
+        return
     if args.experiments:
         print(experiments_table([r for r in runs if r.get("benchmark") == "quality"]))
         return
     if args.paired:
         names = [n.strip() for n in args.paired.split(",")]
         if len(names) != 2:
-            sys.exit("--paired takes two system names, e.g. --paired mlbert,stock")
+            sys.exit("--paired takes two system names, e.g. --paired mlbert,stock+tuning")
         try:
             result = paired(merge([r for r in runs if r.get("benchmark") == "quality"]), *names, args.bootstrap, args.train_dir, args.eval_dir)
         except (OSError, ValueError) as err:

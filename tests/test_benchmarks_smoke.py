@@ -140,7 +140,9 @@ def test_quality_tfidf_and_mlbert(semeval_dirs, tiny_xlmr_dir):
     mlbert = systems["mlbert"]
     assert set(mlbert["per_language"]) == {"eng", "rus", "afr"}
     assert "disgust" not in mlbert["per_language"]["eng"]["labels"]
-    assert "afr" not in systems["tfidf"]["per_language"]  # no floor without training texts
+    # per-language TF-IDF models have no prediction without training texts; a joint one has
+    tfidf_mode = systems["tfidf"]["settings"]["mode"]
+    assert ("afr" in systems["tfidf"]["per_language"]) == (tfidf_mode == "joint")
     for system in systems.values():
         for scores in system["per_language"].values():
             assert 0.0 <= scores["macro_f"] <= 1.0 and 0.0 <= scores["micro_f"] <= 1.0
@@ -224,6 +226,13 @@ def test_quality_all_systems(semeval_dirs, tiny_xlmr_dir):
     for name in ("mlbert", "stock", "plain"):
         assert set(results["systems"][name]["per_language"]) == {"eng", "rus", "afr"}
         assert results["systems"][name]["zero_shot_average"]["macro_f"] is not None
+    # stock's tuned thresholds: a column of the table and a system to compare with
+    assert len(results["systems"]["stock"]["with_tuned_thresholds"]["predictions"]) == len(results["settings"]["eval_ids"])
+    assert "| macro-F1 | tfidf | mlbert | stock | stock+tuning | plain |" in quality.markdown(results)
+    run = dict(json.loads(out.read_text(encoding="utf8")), _path=str(out))
+    diff = report.paired(report.merge([run]), "mlbert", "stock+tuning", 10)
+    tuned = results["systems"]["stock"]["with_tuned_thresholds"]["average"]["macro_f"]
+    assert diff["difference"] == pytest.approx(results["systems"]["mlbert"]["average"]["macro_f"] - tuned)
 
 
 @pytest.mark.slow
@@ -332,3 +341,110 @@ def test_report_merge_checks_what_the_systems_share():
         report.merge([run("a", "stock"), run("b", "mlbert", epochs=3)])
     with pytest.raises(ValueError, match="n_per_lang"):
         report.merge([run("a", "stock"), run("b", "mlbert", n=100)])
+
+
+def test_tfidf_anchor_chooses_on_the_holdout_and_tunes_thresholds(semeval_dirs):
+    data = benchlib.load_semeval(semeval_dirs / "train", semeval_dirs / "dev", ["eng", "rus"], 8, zero_shot_langs=["afr"])
+    fit, holdout, _ = benchlib.split_holdout(data.train, data.labels, 0.25, 0)
+    pred, probs, train_s, predict_s, chosen = benchlib.tfidf_anchor(
+        data, fit, holdout, tune_method="exact", c_grid=(0.3, 3.0), ngram_grid=((1, 4), (2, 5))
+    )
+    assert chosen["mode"] in ("per-language", "joint") and set(chosen["holdout_macro_f_by_mode"]) == {"per-language", "joint"}
+    assert set(chosen["other_modes"]) == {"per-language", "joint"} - {chosen["mode"]}
+    for unit, model in chosen["models"].items():
+        assert model["C"] in (0.3, 3.0) and model["ngram_range"] in ([1, 4], [2, 5])
+        assert len(model["grid"]) == 4  # every candidate scored on the holdout
+        assert set(chosen["thresholds"][unit]) == set(model["labels"])
+    # the decisions are the probabilities at the tuned cuts
+    labels = data.labels
+    eval_langs = [r.lang for r in data.eval]
+    for i, lang in enumerate(eval_langs):
+        unit = lang if chosen["mode"] == "per-language" else "joint"
+        if unit not in chosen["thresholds"]:
+            assert not pred[i].any() and not probs[i].any()  # zero-shot text of per-language models
+            continue
+        for label, cut in chosen["thresholds"][unit].items():
+            j = labels.index(label)
+            assert pred[i, j] == float(probs[i, j] >= numpy.float32(cut))
+    assert train_s > 0 and predict_s >= 0
+    # a forced joint model predicts the zero-shot language too
+    _, joint_probs, _, _, joint = benchlib.tfidf_anchor(data, fit, holdout, tune_method="global", mode="joint", c_grid=(1.0,), ngram_grid=((2, 5),))
+    assert joint["mode"] == "joint" and "other_modes" not in joint
+    afr_rows = [i for i, lang in enumerate(eval_langs) if lang == "afr"]
+    assert joint_probs[afr_rows].any()
+    assert len(set(joint["thresholds"]["joint"].values())) == 1  # "global": one cut for all labels
+    with pytest.raises(ValueError, match="mode"):
+        benchlib.tfidf_anchor(data, fit, holdout, tune_method="exact", mode="both")
+
+
+def test_fit_tfidf_masks_unknown_cells_and_keeps_constant_labels():
+    texts = ["good good", "bad bad", "good day", "bad day"]
+    y = numpy.asarray([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 1, 1]], dtype="f")
+    known = numpy.ones_like(y, dtype=bool)
+    known[3, 2] = False  # the one positive of the last label is unknown: nothing to separate
+    model = benchlib.fit_tfidf(texts, y, known, ngram_range=(1, 4), C=10.0)
+    assert model.classifiers[2] == 0.0
+    probs = model.probs(["good", "bad"])
+    assert probs.shape == (2, 3) and probs[0, 0] > 0.5 > probs[1, 0] and (probs[:, 2] == 0).all()
+
+
+def _fake_quality_run(path: str, systems: dict, date: str = "2026-01-01T00:00:00+00:00") -> dict:
+    return {"_path": path, "benchmark": "quality", "date": date, "systems": systems}
+
+
+def test_rerun_timings_median_and_every_rerun():
+    runs = [
+        _fake_quality_run("a.json", {"mlbert": {"train_seconds": 100.0, "cpu_seconds_whole_system": 180.0, "load_average_before": [2.0]}, "stock": {"train_seconds": 90.0}}),
+        _fake_quality_run("b.json", {"mlbert": {"train_seconds": 130.0, "cpu_seconds_whole_system": 200.0, "load_average_before": [1.0]}, "stock": {"train_seconds": 120.0}}),
+        _fake_quality_run("c.json", {"mlbert": {"train_seconds": 110.0, "cpu_seconds_whole_system": 190.0}, "stock": {"train_seconds": 100.0}}),
+        # scored from a kept model: it trained nothing in this run
+        _fake_quality_run("d.json", {"mlbert": {"train_seconds": 0.0, "settings": {"trained_model": "m"}}}),
+    ]
+    table = benchlib.rerun_timings(runs)
+    assert table["mlbert"]["median_train_seconds"] == 110.0 and table["mlbert"]["n_runs"] == 3
+    assert table["mlbert"]["median_cpu_seconds"] == 190.0 and table["stock"]["median_cpu_seconds"] is None
+    assert [r["path"] for r in table["stock"]["reruns"]] == ["a.json", "b.json", "c.json"]
+    text = benchlib.timings_markdown(table)
+    assert "| mlbert | 3 | 110 | 190 | 1.10 |" in text  # 110 / 100, the ratio of the medians
+    assert text.count("| mlbert | ") == 1 + 3 and "d.json" not in text
+
+
+def test_report_timings_cli(tmp_path, capsys):
+    paths = []
+    for i, seconds in enumerate((50.0, 70.0)):
+        path = tmp_path / f"run{i}.json"
+        path.write_text(json.dumps({"benchmark": "quality", "date": "d", "systems": {"stock": {"train_seconds": seconds}}}), encoding="utf8")
+        paths.append(str(path))
+    report.main(["--timings", *paths])
+    out = capsys.readouterr().out
+    assert "| stock | 2 | 60 | - | 1.00 |" in out and paths[1] in out
+
+
+def test_stock_tuning_is_a_column_and_a_paired_system(semeval_dirs):
+    out = semeval_dirs / "anchors.json"
+    results = quality.main(_quality_args(semeval_dirs, Path("unused"), out, "--systems", "tfidf"))
+    tfidf = results["systems"]["tfidf"]
+    assert tfidf["settings"]["tune_method"] == DEFAULT_METHOD and tfidf["settings"]["models"]
+    assert "char_wb" in tfidf["description"] and "balanced" in tfidf["description"]
+    run = dict(json.loads(out.read_text(encoding="utf8")), _path=str(out))
+    # a stock system as run_stock writes it (its training is not needed here)
+    n_labels = len(results["settings"]["labels"])
+    every = ["1" * n_labels] * len(run["settings"]["eval_ids"])
+    stock = dict(tfidf, description="stock", with_tuned_thresholds={
+        "thresholds": {}, "tune_method": "bagged", "per_language": {"eng": {"macro_f": 0.123, "micro_f": 0.2}},
+        "average": {"macro_f": 0.123, "micro_f": 0.2}, "zero_shot_average": {"macro_f": None, "micro_f": None},
+        "predictions": every,
+    })
+    run["systems"]["stock"] = stock
+    table = quality.markdown(run)
+    assert "| macro-F1 | tfidf | stock | stock+tuning |" in table and "| eng | " in table and "0.123" in table
+    shown = quality.table_systems(run["systems"])
+    assert shown["stock+tuning"]["train_seconds"] == stock["train_seconds"] and "with_tuned_thresholds" not in shown["stock+tuning"]
+    diff = report.paired(report.merge([run]), "stock+tuning", "tfidf", 20)
+    data = benchlib.load_semeval(semeval_dirs / "train", semeval_dirs / "dev", ["eng", "rus"], 8)
+    y_true, _ = benchlib.label_arrays(data.eval, data.labels)
+    ones = numpy.ones_like(y_true)
+    langs = [r.lang for r in data.eval]
+    all_positive = benchlib.averages(benchlib.official_scores(y_true, ones, langs, data.labels, data.lang_labels), ["eng", "rus"])
+    assert diff["difference"] == pytest.approx(all_positive["macro_f"] - tfidf["average"]["macro_f"])
+    assert "stock+tuning" in report.experiments_table([run])

@@ -19,7 +19,13 @@ def train_staged_cli(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
     stage_epochs: int = typer.Option(2, "--stage-epochs", help="Epochs of each language phase"),
 ) -> None:
-    """Fine-tune per language (each phase from the previous encoder), then jointly."""
+    """Fine-tune per language (each phase from the previous encoder), then jointly.
+
+    Each language phase hands on the encoder of its model-last (after all its
+    epochs); the joint phase's model-best is the pipeline to use. With the
+    fixed-size batcher, every phase is scored at the end of each epoch and its
+    learning-rate decay ends with the phase.
+    """
     from ..staged import parse_langs, train_staged
 
     try:
@@ -37,3 +43,4 @@ def train_staged_cli(
         msg.fail(coded_message(err))
         raise typer.Exit(code=1) from None
     msg.good("Staged training done", "\n".join(f"{k}: {v}" for k, v in phases.items()))
+    msg.info(f"The pipeline to use: {phases['joint']}")
