@@ -376,6 +376,19 @@ class Errors(metaclass=ErrorsWithCodes):
     E100 = (
         "Unknown threshold tuning method {method!r}. Choose one of: {methods}."
     )
+    # probability calibration
+    E110 = (
+        "Calibration for label '{label}' is {value!r}. Give {{label: [a, b]}} "
+        "with a a finite number > 0 and b a finite number: doc.cats[label] is "
+        "then sigmoid(a * logit + b); [1.0, 0.0] leaves the label as it is."
+    )
+    E111 = "{what} must have the same shape; got {shapes}."
+    E112 = "The {what} hold a value that is not a finite number."
+    E113 = "Calibration option {name} must be {expected}, got {value!r}."
+    E114 = (
+        "The calibration names label(s) {labels} that component '{name}' does "
+        "not have (its labels: {known}). Remove them or add the labels first."
+    )
 
 
 def coded_message(err: Exception) -> str:
