@@ -160,7 +160,8 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         """[a, b] of every label: doc.cats[label] = sigmoid(a * logit + b);
         [1.0, 0.0] (the raw sigmoid) where no calibration is set."""
         own = self.cfg.get("calibration") or {}
-        return {label: list(own.get(label, (1.0, 0.0))) for label in self.labels}
+        # rounded as set: the JSON round trip of cfg can be one ulp off
+        return {label: [round(float(v), PRECISION) for v in own.get(label, (1.0, 0.0))] for label in self.labels}
 
     def set_calibration(self, calibration: Mapping[str, Sequence[float]]) -> None:
         """Replace the calibration; it is saved with the component. Labels
@@ -193,7 +194,7 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
             return ops.alloc2f(0, len(self.labels))
         logits = ops.asarray2f(self.model.predict(docs))
         if self.cfg.get("calibration"):
-            scale, shift = calibration_arrays(self.cfg["calibration"], self.labels)
+            scale, shift = calibration_arrays(self.calibration, self.labels)
             logits = logits * ops.asarray1f(scale) + ops.asarray1f(shift)
         return ops.sigmoid(logits)
 
