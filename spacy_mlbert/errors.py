@@ -406,6 +406,19 @@ class Errors(metaclass=ErrorsWithCodes):
         "for every label: nlp.evaluate(examples, scorer_cfg={{\"threshold\": "
         "{value}}})."
     )
+    # probability calibration
+    E130 = (
+        "Calibration for label '{label}' is {value!r}. Give {{label: [a, b]}} "
+        "with a a finite number > 0 and b a finite number: doc.cats[label] is "
+        "then sigmoid(a * logit + b); [1.0, 0.0] leaves the label as it is."
+    )
+    E131 = "{what} must have the same shape; got {shapes}."
+    E132 = "The {what} hold a value that is not a finite number."
+    E133 = "Calibration option {name} must be {expected}, got {value!r}."
+    E134 = (
+        "The calibration names label(s) {labels} that component '{name}' does "
+        "not have (its labels: {known}). Remove them or add the labels first."
+    )
 
 
 def coded_message(err: Exception) -> str:

@@ -16,6 +16,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
+from .calibration import calibration_errors
 from .errors import Errors
 from .extensions import install_extensions
 from .metrics import examples_to_arrays, multilabel_scores
@@ -311,8 +312,8 @@ def compute_metrics(arrays: PredictionArrays, thresholds: Mapping[str, float]) -
     arrays (PredictionArrays): From predict_arrays.
     thresholds (Mapping[str, float]): Decision threshold per label.
     RETURNS (Dict[str, Any]): JSON-serialisable: overall and per_language
-        (each from metrics.multilabel_scores), labels, thresholds, n_docs and
-        languages ({lang: number of documents}).
+        (each from metrics.multilabel_scores), labels, thresholds, n_docs,
+        languages ({lang: number of documents}) and ece (see ece_metrics).
     """
     thresholds = {label: float(thresholds.get(label, 0.5)) for label in arrays.labels}
     overall = multilabel_scores(arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, thresholds)
@@ -327,7 +328,25 @@ def compute_metrics(arrays: PredictionArrays, thresholds: Mapping[str, float]) -
         "thresholds": thresholds,
         "n_docs": arrays.n_docs,
         "languages": arrays.language_counts(),
+        "ece": ece_metrics(arrays),
     }
+
+
+def ece_metrics(arrays: PredictionArrays) -> Dict[str, Any]:
+    """Expected calibration error of the probabilities: 15 equal-width bins
+    of [0, 1] over each label's annotated cells, per label and macro (the
+    mean over labels), overall and per language.
+
+    arrays (PredictionArrays): From predict_arrays.
+    RETURNS (Dict[str, Any]): calibration.calibration_errors of all documents
+        (macro, per_label, n_bins, bins), plus per_language ({lang: macro ECE}).
+    """
+    overall = calibration_errors(arrays.y_true, arrays.y_prob, arrays.known, arrays.labels)
+    overall["per_language"] = {
+        lang: calibration_errors(part.y_true, part.y_prob, part.known, part.labels)["macro"]
+        for lang, part in arrays.by_language().items()
+    }
+    return overall
 
 
 def evaluate_docbin(

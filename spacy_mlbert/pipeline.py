@@ -7,12 +7,13 @@ data needs it to:
 - a label absent from a training example's ``doc.cats`` is unknown: no loss,
   no gradient, and it is left out of the scores too;
 - every label has its own decision threshold, stored with the component;
+- ``doc.cats`` can be calibrated per label (``set_calibration``), also stored;
 - models are selected by macro-F1.
 """
 import math
 import warnings
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 
 from spacy.language import Language
@@ -23,6 +24,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
 
+from .calibration import calibration_arrays, check_calibration
 from .errors import Errors, Warnings
 from .extensions import install_extensions
 from .forking import install_fork_guard
@@ -114,8 +116,9 @@ def make_mlbert_textcat(
 class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
     """Assign any subset of its labels to a document.
 
-    ``doc.cats`` holds a probability per label; ``doc._.mlbert_labels`` the
-    labels whose probability reaches the label's threshold.
+    ``doc.cats`` holds a probability per label (calibrated where the
+    component has a calibration); ``doc._.mlbert_labels`` the labels whose
+    probability reaches the label's threshold.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         self.cfg["pos_weight"] = dict(pos_weight) if isinstance(pos_weight, Mapping) else pos_weight
         self.loss = loss if loss is not None else masked_bce_with_logits
         self._threshold_as_loaded = threshold
+        self.cfg["calibration"] = {}  # {label: [a, b]}; saved with cfg, none by default
         install_extensions()
         install_fork_guard()  # nlp.pipe(n_process=2) forks after torch: forking.py
 
@@ -159,6 +163,26 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         self._check_known_labels(thresholds, Errors.E003)
         self.cfg["thresholds"] = {**self.cfg.get("thresholds", {}), **thresholds}
 
+    # --- calibration ------------------------------------------------------
+
+    @property
+    def calibration(self) -> Dict[str, List[float]]:
+        """[a, b] of every label: doc.cats[label] = sigmoid(a * logit + b);
+        [1.0, 0.0] (the raw sigmoid) where no calibration is set."""
+        own = self.cfg.get("calibration") or {}
+        # rounded as set: the JSON round trip of cfg can be one ulp off
+        return {label: [round(float(v), PRECISION) for v in own.get(label, (1.0, 0.0))] for label in self.labels}
+
+    def set_calibration(self, calibration: Mapping[str, Sequence[float]]) -> None:
+        """Replace the calibration; it is saved with the component. Labels
+        not named get none; ``{}`` removes it. See spacy_mlbert.calibration.
+
+        calibration (Mapping[str, Sequence[float]]): {label: [a, b]}, a > 0.
+        """
+        checked = check_calibration(calibration, PRECISION)
+        self._check_known_labels(checked, Errors.E134)
+        self.cfg["calibration"] = checked
+
     # --- pos_weight -------------------------------------------------------
 
     @property
@@ -171,14 +195,18 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
     # --- prediction -------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
-        """Probabilities, shape (n_docs, n_labels). Empty documents pool to the
-        zero vector, so they get the sigmoid of the output bias."""
+        """Probabilities, shape (n_docs, n_labels), calibrated where the
+        component has a calibration. Empty documents pool to the zero vector,
+        so they get the sigmoid of the output bias."""
         docs = list(docs)
         ops = self.model.ops
         if not docs:
             return ops.alloc2f(0, len(self.labels))
-        logits = self.model.predict(docs)
-        return ops.sigmoid(ops.asarray2f(logits))
+        logits = ops.asarray2f(self.model.predict(docs))
+        if self.cfg.get("calibration"):
+            scale, shift = calibration_arrays(self.calibration, self.labels)
+            logits = logits * ops.asarray1f(scale) + ops.asarray1f(shift)
+        return ops.sigmoid(logits)
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         thresholds = [self.thresholds[label] for label in self.labels]

@@ -20,6 +20,7 @@ logger = logging.getLogger("spacy_mlbert")
 REPORT_FILE = "report.md"
 F1_PLOT_FILE = "f1_per_language.png"
 PR_PLOT_FILE = "pr_curves.png"
+RELIABILITY_PLOT_FILE = "reliability.png"
 REQUIRED_KEYS = ("overall", "per_language", "labels", "thresholds", "n_docs", "languages")
 # Write the value into each heatmap cell only while the cells stay readable.
 MAX_ANNOTATED_CELLS = 400
@@ -30,14 +31,15 @@ def write_report(
     arrays: Optional[PredictionArrays],
     output_dir: Union[str, Path],
 ) -> Dict[str, Path]:
-    """Write report.md, f1_per_language.png and (with arrays) pr_curves.png.
+    """Write report.md, f1_per_language.png and (with arrays) pr_curves.png
+    and reliability.png.
 
     metrics (Mapping[str, Any]): From evaluation.evaluate_docbin / compute_metrics.
     arrays (Optional[PredictionArrays]): The predictions behind the metrics;
         needed for the precision-recall curves, which are skipped without them.
     output_dir (Union[str, Path]): Folder to write to; created if missing.
-    RETURNS (Dict[str, Path]): The files written: "markdown", "f1_plot" and
-        "pr_plot" (the last only with arrays).
+    RETURNS (Dict[str, Path]): The files written: "markdown", "f1_plot",
+        "pr_plot" and "reliability_plot" (the last two only with arrays).
     """
     for key in REQUIRED_KEYS:
         if key not in metrics:
@@ -51,6 +53,8 @@ def write_report(
     if arrays is not None:
         written["pr_plot"] = output_dir / PR_PLOT_FILE
         plot_pr_curves(arrays, metrics, written["pr_plot"])
+        written["reliability_plot"] = output_dir / RELIABILITY_PLOT_FILE
+        plot_reliability(arrays, written["reliability_plot"])
     written["markdown"].write_text(
         markdown_report(metrics, plots=[p.name for k, p in written.items() if k != "markdown"]),
         encoding="utf8",
@@ -139,10 +143,43 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
             row.append(f"{values['support']} / {values['n_known']}" if values else "–")
         count_rows.append(row)
     lines += markdown_table(["Language", "Docs"] + labels, count_rows)
+    if metrics.get("ece"):
+        lines += ["", *markdown_calibration(metrics["ece"], labels)]
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(name).stem}]({name})" for name in plots]
     return "\n".join(lines) + "\n"
+
+
+def markdown_calibration(ece: Mapping[str, Any], labels: Sequence[str]) -> List[str]:
+    """The "Calibration" section: expected calibration error per label, macro
+    and per language.
+
+    ece (Mapping[str, Any]): metrics["ece"], from evaluation.ece_metrics.
+    labels (Sequence[str]): The labels, in table order.
+    RETURNS (List[str]): Markdown lines.
+    """
+    n_bins = ece.get("n_bins", 15)
+    lines = [
+        "## Calibration",
+        "",
+        f"Expected calibration error (ECE): {n_bins} equal-width probability bins "
+        "over each label's annotated cells; per bin, the gap between the share of "
+        "positives and the mean probability, weighted by the bin's share of the "
+        "cells. Macro ECE is the mean over labels. 0 is perfect; '–' marks a label "
+        "with no annotation.",
+        "",
+    ]
+    rows = [["Macro", format_number(ece.get("macro"))]]
+    rows += [[label, format_number(ece["per_label"].get(label))] for label in labels]
+    lines += markdown_table(["Label", "ECE"], rows)
+    per_language = ece.get("per_language") or {}
+    if per_language:
+        lines += ["", "Macro ECE per language:", ""]
+        lines += markdown_table(
+            ["Language", "Macro ECE"], [[lang, format_number(value)] for lang, value in per_language.items()]
+        )
+    return lines
 
 
 # --- plots ------------------------------------------------------------------
@@ -237,6 +274,49 @@ def plot_pr_curves(
         axes.axhline(gold.mean(), color="grey", linestyle=":", linewidth=0.8)
         axes.legend(loc="lower left", fontsize=7)
     figure.suptitle("Precision-recall per label")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return Path(path)
+
+
+def plot_reliability(arrays: PredictionArrays, path: Union[str, Path]) -> Path:
+    """A reliability diagram of all labels' annotated cells together: share of
+    positives against mean probability in 15 equal-width bins (the diagonal is
+    perfect calibration), with the number of cells per bin below.
+
+    arrays (PredictionArrays): The predictions.
+    path (Union[str, Path]): The PNG file to write.
+    RETURNS (Path): The path written.
+    """
+    from .calibration import DEFAULT_BINS, calibration_errors, reliability_bins
+
+    mask = arrays.known
+    counts, mean_prob, frequency = reliability_bins(arrays.y_true[mask], arrays.y_prob[mask], DEFAULT_BINS)
+    macro = calibration_errors(arrays.y_true, arrays.y_prob, arrays.known, arrays.labels)["macro"]
+    edges = numpy.linspace(0.0, 1.0, DEFAULT_BINS + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    width = 1.0 / DEFAULT_BINS
+    filled = counts > 0
+    figure = _figure(5.0, 6.0)
+    top = figure.add_subplot(2, 1, 1)
+    top.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", linewidth=1, label="perfect")
+    top.bar(centres[filled], frequency[filled], width=width * 0.9, color="tab:blue", alpha=0.8, label="share of positives")
+    top.plot(mean_prob[filled], frequency[filled], "o", color="tab:red", markersize=4, label="bin mean probability")
+    top.set_xlim(0.0, 1.0)
+    top.set_ylim(0.0, 1.02)
+    top.set_ylabel("share of positives")
+    title = "Reliability (all labels' annotated cells)"
+    if macro is not None:
+        title += f"\nmacro ECE {macro:.3f}"
+    top.set_title(title, fontsize=10)
+    top.legend(loc="upper left", fontsize=7)
+    bottom = figure.add_subplot(2, 1, 2)
+    bottom.bar(centres, counts, width=width * 0.9, color="grey")
+    bottom.set_xlim(0.0, 1.0)
+    if counts.max() > 0:
+        bottom.set_yscale("log")
+    bottom.set_xlabel("predicted probability")
+    bottom.set_ylabel("cells")
     figure.tight_layout()
     figure.savefig(path, format="png")
     return Path(path)

@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 
+from .calibration import calibration_errors, fit_calibration
 from .errors import Errors
 from .evaluation import (
     DEFAULT_BATCH_SIZE,
@@ -241,11 +242,14 @@ def tune_pipeline(
     batch_size: int = DEFAULT_BATCH_SIZE,
     grid: Optional[Sequence[float]] = None,
     method: str = DEFAULT_METHOD,
+    calibrate: bool = True,
 ) -> Dict[str, Any]:
     """Tune the thresholds of a pipeline on dev data and save it with them.
 
-    Labels that cannot be tuned (no positive in the dev data) keep the
-    thresholds they had.
+    With ``calibrate``, a per-label calibration is fitted on the same data
+    first (see calibrate_on_data) and the thresholds are tuned on the
+    calibrated probabilities, the ones ``doc.cats`` then holds. Labels that
+    cannot be tuned (no positive in the dev data) keep the thresholds they had.
 
     model_path (Union[str, Path]): The pipeline to tune.
     dev_path (Union[str, Path]): Gold dev data, a .spacy file or folder.
@@ -253,17 +257,23 @@ def tune_pipeline(
     batch_size (int): Texts per batch for nlp.pipe.
     grid (Optional[Sequence[float]]): See tune_thresholds.
     method (str): See tune_thresholds.
+    calibrate (bool): Fit the calibration before tuning; without it, the
+        pipeline's calibration (if any) is kept as it is.
     RETURNS (Dict[str, Any]): labels, n_docs, untuned (labels kept as they
-        were), output, and before/after, each with thresholds, macro_f,
-        micro_f and per_label_f ({label: F1}, annotated labels only).
+        were), output, calibration (None without ``calibrate``) and
+        before/after, each with thresholds, macro_f, micro_f, per_label_f
+        ({label: F1}, annotated labels only), ece (macro) and per_label_ece.
     """
     _check_method(method)  # before the slow part
     output_path = Path(output_path)
     _check_output(Path(model_path), output_path)
     nlp = load_pipeline(model_path)
     _, textcat = find_textcat(nlp, model_path)
-    arrays = predict_arrays(nlp, dev_path, batch_size=batch_size)
+    arrays_in = arrays = predict_arrays(nlp, dev_path, batch_size=batch_size)
     before = dict(textcat.thresholds)
+    calibration = None
+    if calibrate:
+        calibration, arrays = calibrate_on_data(nlp, dev_path, arrays_in, batch_size=batch_size)
     after = tune_thresholds(
         arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, grid=grid, fallback=before, method=method
     )
@@ -278,18 +288,52 @@ def tune_pipeline(
         "untuned": [label for label, ok in tunable.items() if not ok],
         "output": str(output_path),
         "method": method,
-        "before": _summary(arrays, before),
+        "calibration": calibration,
+        "before": _summary(arrays_in, before),
         "after": _summary(arrays, after),
     }
 
 
+def calibrate_on_data(
+    nlp: Any, dev_path: Union[str, Path], arrays: PredictionArrays, *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Tuple[Dict[str, Any], PredictionArrays]:
+    """Fit the pipeline's per-label calibration on gold data and set it.
+
+    The fit needs the raw probabilities: ``arrays`` are used when the
+    pipeline has no calibration yet, otherwise the data is predicted again
+    without it. The calibrated probabilities are then predicted by the
+    pipeline itself (not computed here), so thresholds tuned on them decide
+    exactly as the saved pipeline will.
+
+    nlp (Language): A pipeline with an mlbert_textcat component.
+    dev_path (Union[str, Path]): The gold data, a .spacy file or folder.
+    arrays (PredictionArrays): The pipeline's predictions of dev_path as it is.
+    batch_size (int): Texts per batch for nlp.pipe.
+    RETURNS (Tuple[Dict[str, Any], PredictionArrays]): {"parameters":
+        {label: [a, b]}, "identity": labels left uncalibrated (no annotated
+        positive or no negative)}, and the calibrated predictions.
+    """
+    _, textcat = find_textcat(nlp)
+    if any(pair != [1.0, 0.0] for pair in textcat.calibration.values()):
+        textcat.set_calibration({})
+        arrays = predict_arrays(nlp, dev_path, batch_size=batch_size)
+    parameters, identity = fit_calibration(arrays.y_true, arrays.y_prob, arrays.known, arrays.labels)
+    textcat.set_calibration(parameters)
+    logger.info("Fitted the calibration of %d label(s) on '%s'.", len(parameters) - len(identity), dev_path)
+    calibrated = predict_arrays(nlp, dev_path, batch_size=batch_size)
+    return {"parameters": textcat.calibration, "identity": identity}, calibrated
+
+
 def _summary(arrays: PredictionArrays, thresholds: Mapping[str, float]) -> Dict[str, Any]:
     scores = multilabel_scores(arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, thresholds)
+    ece = calibration_errors(arrays.y_true, arrays.y_prob, arrays.known, arrays.labels)
     return {
         "thresholds": dict(thresholds),
         "macro_f": scores["macro_f"],
         "micro_f": scores["micro_f"],
         "per_label_f": {label: values["f"] for label, values in scores["per_label"].items()},
+        "ece": ece["macro"],
+        "per_label_ece": ece["per_label"],
     }
 
 

@@ -147,6 +147,10 @@ def test_quality_tfidf_and_mlbert(semeval_dirs, tiny_xlmr_dir):
         for scores in system["per_language"].values():
             assert 0.0 <= scores["macro_f"] <= 1.0 and 0.0 <= scores["micro_f"] <= 1.0
         assert system["train_seconds"] >= 0
+        # calibration of every system's probabilities on the eval texts
+        assert 0.0 <= system["ece"]["macro"] <= 1.0 and set(system["ece"]["per_label"]) <= set(LABELS)
+        assert system["ece"]["n_bins"] == 15
+    assert set(mlbert["holdout_ece"]) == {"before", "after"}
     assert set(mlbert["thresholds"]) == set(LABELS)
     assert "at_threshold_0.5" in mlbert
     assert results["settings"]["fit_texts"] + results["settings"]["holdout_texts"] == 16
@@ -233,6 +237,8 @@ def test_quality_all_systems(semeval_dirs, tiny_xlmr_dir):
     diff = report.paired(report.merge([run]), "mlbert", "stock+tuning", 10)
     tuned = results["systems"]["stock"]["with_tuned_thresholds"]["average"]["macro_f"]
     assert diff["difference"] == pytest.approx(results["systems"]["mlbert"]["average"]["macro_f"] - tuned)
+    for result in results["systems"].values():
+        assert 0.0 <= result["ece"]["macro"] <= 1.0
 
 
 @pytest.mark.slow

@@ -122,8 +122,9 @@ def test_report_files():
     metrics = compute_metrics(arrays, {"a": 0.5, "b": 0.5})
     with make_tempdir() as tmp_dir:
         written = write_report(metrics, arrays, tmp_dir / "report")
-        assert set(written) == {"markdown", "f1_plot", "pr_plot"}
-        for key in ("f1_plot", "pr_plot"):
+        assert set(written) == {"markdown", "f1_plot", "pr_plot", "reliability_plot"}
+        assert written["reliability_plot"].name == "reliability.png"
+        for key in ("f1_plot", "pr_plot", "reliability_plot"):
             data = written[key].read_bytes()
             assert data.startswith(PNG_SIGNATURE)
             import matplotlib.image
@@ -180,7 +181,9 @@ def test_find_textcat_and_load_errors(model_dir):
 
 def test_evaluate_docbin(nlp, gold_path):
     metrics = evaluate_docbin(nlp, gold_path, batch_size=3)
-    assert set(metrics) == {"overall", "per_language", "labels", "thresholds", "n_docs", "languages"}
+    assert set(metrics) == {"overall", "per_language", "labels", "thresholds", "n_docs", "languages", "ece"}
+    assert set(metrics["ece"]["per_label"]) == set(LABELS)
+    assert list(metrics["ece"]["per_language"]) == sorted(metrics["languages"])
     assert metrics["n_docs"] == 8
     assert metrics["languages"] == {"ar": 1, "en": 2, "es": 2, "fr": 1, UNKNOWN_LANG: 1, "zh": 1}
     assert list(metrics["per_language"]) == sorted(metrics["languages"])

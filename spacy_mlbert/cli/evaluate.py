@@ -33,7 +33,10 @@ def evaluate_cli(
     """Evaluate a pipeline on gold data, overall and per language.
 
     Micro/macro P/R/F1 and macro ROC AUC at the pipeline's own per-label
-    thresholds, overall, per label and per language (doc._.mlbert_lang).
+    thresholds, overall, per label and per language (doc._.mlbert_lang), and
+    the expected calibration error (ECE) of the probabilities, per label and
+    macro (15 equal-width bins over the annotated cells). --report-dir adds a
+    reliability diagram.
     --engine ray predicts on a pool of Ray actors (the scores are the same).
     """
     # imported here so that `--help` of other commands stays fast
@@ -98,7 +101,13 @@ def print_metrics(metrics: Mapping[str, Any]) -> None:
             + [str(values.get("support", "-")), str(values.get("n_known", "-"))]
         )
     header = ["label", "threshold", "P", "R", "F", "AUC", "positives", "annotated"]
-    msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * 7)
+    ece = metrics.get("ece")
+    if ece:
+        for row, label in zip(rows, metrics["labels"]):
+            row.insert(6, _fmt(ece["per_label"].get(label)))
+        header.insert(6, "ECE")
+        rows.append(["macro"] + [""] * 5 + [_fmt(ece["macro"]), "", ""])
+    msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * (len(header) - 1))
     msg.divider("Per language")
     rows = [
         [lang, str(scores["n_docs"])]

@@ -20,19 +20,28 @@ def tune_thresholds_cli(
         help="exact: each label's best cut on dev; bagged: median best cut over bootstrap resamples; "
         "smoothed: best cut of the resample-averaged F1 curve; global: one cut for all labels",
     ),
+    calibrate: bool = typer.Option(
+        True, "--calibrate/--no-calibrate",
+        help="Fit a per-label calibration (Platt scaling) on the dev data first and tune the "
+        "thresholds on the calibrated probabilities; --no-calibrate keeps the pipeline's own",
+    ),
 ) -> None:
     """Tune per-label decision thresholds for F1 on dev data.
 
     Each label gets the threshold that maximises its F1 on the dev data
     (--method says how robustly); the pipeline is saved with them. Labels
-    without a positive in the dev data keep their threshold.
+    without a positive in the dev data keep their threshold. By default a
+    per-label calibration is fitted on the same data first, so that doc.cats
+    are calibrated probabilities and the thresholds apply to them; the
+    summary shows the expected calibration error (ECE) before and after.
     """
     # imported here so that `--help` of other commands stays fast
     from ..thresholds import tune_pipeline
 
     try:
-        msg.info(f"Tuning the thresholds of {model} on {dev} ({method})")
-        result = tune_pipeline(model, dev, output, batch_size=batch_size, method=method)
+        what = "Calibrating and tuning" if calibrate else "Tuning"
+        msg.info(f"{what} the thresholds of {model} on {dev} ({method})")
+        result = tune_pipeline(model, dev, output, batch_size=batch_size, method=method, calibrate=calibrate)
     except (OSError, ValueError) as err:
         # coded messages say what to do; a traceback would only hide them
         msg.fail(coded_message(err))
@@ -71,3 +80,34 @@ def print_comparison(result: Mapping[str, Any]) -> None:
         rows.append([name, "", "", _fmt(before[key]), _fmt(after[key])])
     header = ["label", "threshold before", "after", "F before", "F after"]
     msg.table(rows, header=header, divider=True, aligns=("l", "r", "r", "r", "r"))
+    print_calibration(result)
+
+
+def print_calibration(result: Mapping[str, Any]) -> None:
+    """Print each label's calibration [a, b] and its ECE before and after, and the macro ECE.
+
+    result (Mapping[str, Any]): From thresholds.tune_pipeline.
+    """
+    before, after = result["before"], result["after"]
+    calibration = result.get("calibration")
+    parameters = calibration["parameters"] if calibration else {}
+    title = "Calibration (ECE: 15 equal-width bins over the annotated cells)"
+    msg.divider(title if calibration else title + ": not fitted (--no-calibrate)")
+    rows = [
+        [
+            label,
+            _fmt(parameters[label][0]) if label in parameters else "-",
+            _fmt(parameters[label][1]) if label in parameters else "-",
+            _fmt(before["per_label_ece"].get(label)),
+            _fmt(after["per_label_ece"].get(label)),
+        ]
+        for label in result["labels"]
+    ]
+    rows.append(["macro ECE", "", "", _fmt(before["ece"]), _fmt(after["ece"])])
+    header = ["label", "a", "b", "ECE before", "ECE after"]
+    msg.table(rows, header=header, divider=True, aligns=("l", "r", "r", "r", "r"))
+    if calibration and calibration["identity"]:
+        msg.warn(
+            f"{len(calibration['identity'])} label(s) lack a positive or a negative in the dev "
+            f"data and stay uncalibrated: {', '.join(calibration['identity'])}"
+        )
