@@ -313,8 +313,6 @@ def plot_reliability(arrays: PredictionArrays, path: Union[str, Path]) -> Path:
     bottom = figure.add_subplot(2, 1, 2)
     bottom.bar(centres, counts, width=width * 0.9, color="grey")
     bottom.set_xlim(0.0, 1.0)
-    if counts.max() > 0:
-        bottom.set_yscale("log")
     bottom.set_xlabel("predicted probability")
     bottom.set_ylabel("cells")
     figure.tight_layout()
