@@ -2,10 +2,10 @@ import numpy
 import pytest
 import spacy
 import srsly
-from spacy.util import fix_random_seed, registry
+from spacy.util import fix_random_seed, make_tempdir, registry
 
 from spacy_mlbert.layers import WordpiecePooling
-from util import make_examples, make_nlp, transformer_config
+from util import V1_MODEL, make_examples, make_nlp, transformer_config
 
 CHINESE = "这个产品很好，非常实用。我很喜欢它"
 
@@ -57,7 +57,7 @@ def test_architectures_unknown_pooling_is_a_coded_error():
 
 def test_architectures_classifier_config_is_serializable():
     cfg = {
-        "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
+        "@architectures": "spacy-mlbert.MultiLabelClassifier.v2",
         "tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
     }
     filled = registry.fill({"model": cfg})
@@ -76,7 +76,7 @@ def test_architectures_inline_transformer_trains(tiny_bert_dir):
         "mlbert_textcat",
         config={
             "model": {
-                "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
+                "@architectures": "spacy-mlbert.MultiLabelClassifier.v2",
                 "tok2vec": {
                     "@architectures": "spacy-mlbert.WordpieceTransformer.v1",
                     "name": trf_model["name"],
@@ -106,20 +106,15 @@ def test_architectures_initialize_consistently(tiny_xlmr_dir):
     numpy.testing.assert_array_equal(outputs[0], outputs[1])
 
 
-V2_MODEL = {
-    "@architectures": "spacy-mlbert.MultiLabelClassifier.v2",
-    "tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
-}
-
-
 def test_architectures_classifier_v2_normalizes_the_document_vector(tiny_xlmr_dir):
     """v2 puts a layer norm between the pooled vector and the output layer:
     at initialisation (gain 1, bias 0) each row it passes on has mean 0 and
     variance 1 over its dimensions, whatever the encoder's scale."""
     fix_random_seed(0)
-    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"model": V2_MODEL})
+    nlp = make_nlp(tiny_xlmr_dir)  # the default head is v2
     nlp.initialize(get_examples=lambda: make_examples(nlp))
     model = nlp.get_pipe("mlbert_textcat").model
+    assert nlp.config["components"]["mlbert_textcat"]["model"]["@architectures"] == "spacy-mlbert.MultiLabelClassifier.v2"
     assert [layer.name for layer in model.layers][1:] == ["layernorm", "dropout", "linear"]
     docs = list(nlp.pipe(["Ce produit est incroyable.", "这个产品很好", "Slow delivery."], disable=["mlbert_textcat"]))
     pooled = model.get_ref("tok2vec").predict(docs)
@@ -127,13 +122,14 @@ def test_architectures_classifier_v2_normalizes_the_document_vector(tiny_xlmr_di
     numpy.testing.assert_allclose(normed.mean(axis=1), 0.0, atol=1e-5)
     numpy.testing.assert_allclose(normed.var(axis=1), 1.0, rtol=1e-2)
     assert not numpy.allclose(pooled.var(axis=1), 1.0, rtol=1e-2)
-    without = registry.resolve({"model": {**V2_MODEL, "normalize": False}})["model"]
+    v2_config = nlp.config["components"]["mlbert_textcat"]["model"]
+    without = registry.resolve({"model": {**v2_config, "normalize": False}})["model"]
     assert [layer.name for layer in without.layers][1:] == ["dropout", "linear"]  # v1's model
 
 
 def test_architectures_classifier_v2_grows_its_output_layer(tiny_xlmr_dir):
     fix_random_seed(0)
-    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"model": V2_MODEL})
+    nlp = make_nlp(tiny_xlmr_dir)
     nlp.initialize(get_examples=lambda: make_examples(nlp))
     textcat = nlp.get_pipe("mlbert_textcat")
     before = textcat.model.get_ref("output_layer").get_param("W").copy()
@@ -143,3 +139,21 @@ def test_architectures_classifier_v2_grows_its_output_layer(tiny_xlmr_dir):
     numpy.testing.assert_array_equal(after[: before.shape[0]], before)
     assert textcat.model.layers[-1] is textcat.model.get_ref("output_layer")
     assert textcat.model.layers[1].name == "layernorm"
+
+
+def test_architectures_classifier_v1_still_trains_saves_and_loads(tiny_xlmr_dir):
+    """Pipelines trained with the old head (no layer norm) keep working."""
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_xlmr_dir, textcat_config={"model": V1_MODEL})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    model = nlp.get_pipe("mlbert_textcat").model
+    assert [layer.name for layer in model.layers][1:] == ["dropout", "linear"]
+    losses = [nlp.update(examples, sgd=optimizer)["mlbert_textcat"] for _ in range(10)]
+    assert losses[-1] < losses[0]
+    texts = ["这个产品很好", "Slow delivery."]
+    with make_tempdir() as tmp_dir:
+        nlp.to_disk(tmp_dir)
+        loaded = spacy.load(tmp_dir)
+    assert loaded.config["components"]["mlbert_textcat"]["model"]["@architectures"] == "spacy-mlbert.MultiLabelClassifier.v1"
+    assert [doc.cats for doc in loaded.pipe(texts)] == [doc.cats for doc in nlp.pipe(texts)]

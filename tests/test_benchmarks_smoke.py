@@ -1,9 +1,10 @@
 """Smoke tests that keep benchmarks/quality.py, speed.py and gpu_train.py working.
 
 They run the scripts' own entry points on a few synthetic texts with the tiny
-test encoder; the figures mean nothing, the wiring and the JSON do. The
-full runs (every system, every speed section, peak memory in subprocesses)
-are marked slow.
+test encoder; the figures mean nothing, the wiring and the JSON do. Every
+system (mlbert, TF-IDF, the stock and plain anchors) runs in the default
+test run; the full runs (all systems in one run, GoEmotions, every speed
+section, peak memory in subprocesses) are marked slow.
 """
 import csv
 import json
@@ -220,6 +221,27 @@ def test_speed_quick_inference_matches_raw(tiny_xlmr_dir):
     assert inference["max_abs_prob_difference"] < 1e-4
     assert [p["n_texts"] for p in results["size"]] == [8, 16]
     assert "| inference |" in speed.report(results)
+
+
+def test_quality_stock_and_plain_anchors(semeval_dirs, tiny_xlmr_dir):
+    """The two anchors mlbert is compared with: stock textcat_multilabel
+    through spacy train, and the plain transformers + PyTorch recipe."""
+    out = semeval_dirs / "anchors.json"
+    results = quality.main(_quality_args(semeval_dirs, tiny_xlmr_dir, out, "--systems", "stock,plain", "--zero-shot-langs", "afr"))
+    assert json.loads(out.read_text(encoding="utf8")) == json.loads(json.dumps(results))
+    stock, plain = results["systems"]["stock"], results["systems"]["plain"]
+    assert list(results["systems"]) == ["stock", "plain"]
+    for system in (stock, plain):
+        assert set(system["per_language"]) == {"eng", "rus", "afr"}
+        assert "disgust" not in system["per_language"]["eng"]["labels"]
+        assert all(0.0 <= s["macro_f"] <= 1.0 for s in system["per_language"].values())
+        assert system["zero_shot_average"]["macro_f"] is not None and system["train_seconds"] > 0
+        assert len(system["predictions"]) == sum(results["settings"]["eval_texts"].values())
+    assert stock["settings"]["architecture"] == "spacy.TextCatEnsemble.v2" and stock["settings"]["threshold"] == 0.5
+    assert set(stock["with_tuned_thresholds"]["thresholds"]) == set(LABELS)
+    assert plain["settings"]["epochs"] == 1
+    table = quality.markdown(results)
+    assert "| **average** |" in table and "stock" in table and "plain" in table
 
 
 @pytest.mark.slow

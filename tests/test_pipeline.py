@@ -31,7 +31,7 @@ def test_pipeline_add_pipe_defaults():
         ({"thresholds": {"positive": -0.1}}, "E002"),
         ({"pos_weight": "balanced"}, "E005"),
         ({"pos_weight": {"positive": 0}}, "E005"),
-        ({"model": {"@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
+        ({"model": {"@architectures": "spacy-mlbert.MultiLabelClassifier.v2",
                     "tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v1",
                                     "pooling": "max"}}}, "E001"),
     ],
@@ -119,9 +119,13 @@ def test_pipeline_pipe_and_call_agree(trained_nlp):
 
 
 def test_pipeline_empty_doc_gets_bias_probabilities(trained_nlp):
+    """An empty doc pools to the zero vector, which the layer norm maps to
+    its learned bias: the probabilities come from the biases alone."""
     textcat = trained_nlp.get_pipe("mlbert_textcat")
-    bias = textcat.model.get_ref("output_layer").get_param("b")
-    expected = 1.0 / (1.0 + numpy.exp(-bias))
+    layer_norm, output_layer = textcat.model.layers[1], textcat.model.get_ref("output_layer")
+    assert layer_norm.name == "layernorm"
+    logits = output_layer.get_param("W") @ layer_norm.get_param("b") + output_layer.get_param("b")
+    expected = 1.0 / (1.0 + numpy.exp(-logits))
     doc = trained_nlp("")
     assert [doc.cats[label] for label in LABELS] == pytest.approx(expected.tolist(), abs=1e-6)
 

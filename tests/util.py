@@ -66,16 +66,30 @@ def transformer_config(
     }
 
 
+# The old head, for the tests of v1 itself: no layer norm before the output layer.
+V1_MODEL: Dict = {
+    "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
+    "tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "mean"},
+}
+
+
 def make_nlp(
     encoder_dir: Path,
     *,
-    pooling: str = "cls",
+    pooling: Optional[str] = None,
     textcat_config: Optional[Dict] = None,
     get_spans: Optional[Dict] = None,
     tokenizer: Optional[str] = None,
 ) -> Language:
     """A blank multilingual pipeline: transformer + mlbert_textcat listening to it.
 
+    The classifier is the component's default model, the head the shipped
+    configs train: MultiLabelClassifier.v2 (layer norm, dropout, linear) on the
+    mean of the wordpieces. A "model" in ``textcat_config`` replaces it (e.g.
+    V1_MODEL).
+
+    pooling (Optional[str]): "cls" or "mean" instead of the default's pooling.
+    textcat_config (Optional[Dict]): More of the component's config.
     get_spans (Optional[Dict]): The span getter's config (default: strided_spans).
     tokenizer (Optional[str]): A registered tokenizer, e.g. SCRIPT_AWARE_TOKENIZER
         (default: spaCy's own).
@@ -83,16 +97,7 @@ def make_nlp(
     config = {"nlp": {"tokenizer": {"@tokenizers": tokenizer}}} if tokenizer else {}
     nlp = spacy.blank("xx", config=config)
     nlp.add_pipe("transformer", config=transformer_config(encoder_dir, get_spans=get_spans))
-    config = {
-        "model": {
-            "@architectures": "spacy-mlbert.MultiLabelClassifier.v1",
-            "dropout": 0.0,
-            "tok2vec": {
-                "@architectures": "spacy-mlbert.WordpieceListener.v1",
-                "pooling": pooling,
-            },
-        }
-    }
+    config = {"model": {"tok2vec": {"pooling": pooling}}} if pooling else {}
     config.update(textcat_config or {})
     nlp.add_pipe("mlbert_textcat", config=config)
     return nlp

