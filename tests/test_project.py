@@ -132,7 +132,8 @@ def check_outputs(project: Path, tmp_dir: Path, package: str) -> spacy.language.
 
 def test_workflow_inputs_include_the_benchmark_table():
     inputs = workflow_inputs(ROOT, WORKFLOW)
-    assert Path("benchmarks/quality_table.md") in inputs and Path("corpus/reviews.jsonl") in inputs
+    project_vars = load_project_config(ROOT)["vars"]
+    assert Path(project_vars["benchmark_table"]) in inputs and Path(project_vars["data"]) in inputs
     assert not any(str(path).startswith(("training", "metrics")) for path in inputs)  # made by the steps
     assert all((ROOT / path).is_file() for path in inputs)
 
