@@ -52,6 +52,44 @@ def experiments_table(runs: Sequence[Dict[str, Any]]) -> str:
 SAME_DATA_KEYS = ("dataset", "langs", "zero_shot_langs", "n_per_lang", "eval_n", "seed", "encoder", "train_texts", "eval_texts", "fit_texts", "holdout_texts", "lang_labels")
 
 
+def trained_languages_only(run: Dict[str, Any]) -> Dict[str, Any]:
+    """The run restricted to the texts of the languages it trained on: runs
+    that scored different zero-shot languages can then be merged and paired
+    on what they share (the averages and the paired bootstrap use only the
+    trained languages anyway)."""
+    settings = run["settings"]
+    zero = set(settings.get("zero_shot_langs", []))
+    if not zero:
+        return run
+    lang_of = {}
+    for lang, count in settings["eval_texts"].items():
+        lang_of.update({len(lang_of) + i: lang for i in range(count)})
+    keep = [i for i in sorted(lang_of) if lang_of[i] not in zero]
+
+    def trim(result: Dict[str, Any]) -> Dict[str, Any]:
+        result = dict(result)
+        if "predictions" in result:
+            result["predictions"] = [result["predictions"][i] for i in keep]
+        if "per_language" in result:
+            result["per_language"] = {k: v for k, v in result["per_language"].items() if k not in zero}
+        result["zero_shot_average"] = {"macro_f": None, "micro_f": None}
+        return result
+
+    systems = {}
+    for name, result in run["systems"].items():
+        systems[name] = trim(result)
+        if "with_tuned_thresholds" in result:
+            systems[name]["with_tuned_thresholds"] = trim(result["with_tuned_thresholds"])
+    new_settings = dict(
+        settings,
+        zero_shot_langs=[],
+        eval_ids=[settings["eval_ids"][i] for i in keep],
+        eval_texts={k: v for k, v in settings["eval_texts"].items() if k not in zero},
+        lang_labels={k: v for k, v in settings["lang_labels"].items() if k not in zero},
+    )
+    return dict(run, settings=new_settings, systems=systems)
+
+
 def _shared_config(run: Dict[str, Any]) -> Dict[str, Any]:
     """The run's project config without the mlbert_textcat block: what the
     anchors share (stock trains with it, its own component swapped in). The
@@ -124,6 +162,7 @@ def main(argv: Sequence[str] = None) -> None:
     parser.add_argument("--merge", action="store_true", help="One table of the systems of several quality runs on the same texts")
     parser.add_argument("--paired", metavar="A,B", help="Bootstrap interval of system A's average macro-F1 minus B's (runs on the same texts)")
     parser.add_argument("--timings", action="store_true", help="Reruns of the same settings: median training seconds per system, and every rerun")
+    parser.add_argument("--trained-langs-only", action="store_true", help="--merge/--paired: keep only the texts of the trained languages, so runs with different zero-shot languages combine")
     parser.add_argument("--bootstrap", type=int, default=1000, help="Resamples for --paired")
     parser.add_argument("--train-dir", type=Path, help="--paired: the training CSVs, if not where the runs found them")
     parser.add_argument("--eval-dir", type=Path, help="--paired: the evaluation CSVs, if not where the runs found them")
@@ -132,6 +171,8 @@ def main(argv: Sequence[str] = None) -> None:
     for path in args.files:
         data = json.loads(path.read_text(encoding="utf8"))
         data["_path"] = str(path)
+        if args.trained_langs_only and data.get("benchmark") == "quality":
+            data = trained_languages_only(data)
         runs.append(data)
     if args.timings:
         import benchlib

@@ -476,3 +476,28 @@ def test_stock_tuning_is_a_column_and_a_paired_system(semeval_dirs):
     all_positive = benchlib.averages(benchlib.official_scores(y_true, ones, langs, data.labels, data.lang_labels), ["eng", "rus"])
     assert diff["difference"] == pytest.approx(all_positive["macro_f"] - tfidf["average"]["macro_f"])
     assert "stock+tuning" in report.experiments_table([run])
+
+
+def test_report_trained_languages_only_keeps_shared_texts():
+    run = {
+        "_path": "r.json",
+        "settings": {
+            "langs": ["eng"], "zero_shot_langs": ["afr"], "eval_ids": ["e1", "e2", "a1"],
+            "eval_texts": {"eng": 2, "afr": 1}, "lang_labels": {"eng": ["joy"], "afr": ["joy"]},
+        },
+        "systems": {
+            "stock": {
+                "predictions": ["1", "0", "1"],
+                "per_language": {"eng": {}, "afr": {}},
+                "with_tuned_thresholds": {"predictions": ["0", "0", "1"], "per_language": {"eng": {}, "afr": {}}},
+            }
+        },
+    }
+    trimmed = report.trained_languages_only(run)
+    assert trimmed["settings"]["eval_ids"] == ["e1", "e2"]
+    assert trimmed["settings"]["zero_shot_langs"] == []
+    assert trimmed["systems"]["stock"]["predictions"] == ["1", "0"]
+    assert trimmed["systems"]["stock"]["with_tuned_thresholds"]["predictions"] == ["0", "0"]
+    assert list(trimmed["systems"]["stock"]["per_language"]) == ["eng"]
+    # the run itself is left as it was
+    assert run["settings"]["eval_ids"] == ["e1", "e2", "a1"]
