@@ -334,7 +334,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "with the model's label set (--labels, --aliases), or train a model "
         "with these labels."
     )
-    # engines: local and Ray (spacy_mlbert.engines)
+    # engines: local and Ray (spacy_mlbert.annotate.engines)
     E090 = "{option} must be {expected}, got {value!r}."
     E091 = (
         "The Ray engine needs Ray Data, which is not installed{detail}. Install "

@@ -22,7 +22,7 @@ from spacy_mlbert.evaluation import (
     predict_arrays,
 )
 from spacy_mlbert.metrics import multilabel_scores
-from spacy_mlbert.report import markdown_report, write_report
+from spacy_mlbert.evaluation.report import markdown_report, write_report
 from util import TRAIN_DATA, save_tiny_pipeline
 
 LABELS = ["positive", "negative", "useful", "slow"]

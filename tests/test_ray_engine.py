@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from engines_util import BATCH, corpus, local_output, make_gold, save_tiny_pipeline, write_lines
 from spacy_mlbert.cli import app
-from spacy_mlbert.engines import ray_engine
-from spacy_mlbert.engines.ray_engine import (
+from spacy_mlbert.annotate.engines import ray_engine
+from spacy_mlbert.annotate.engines.ray_engine import (
     MANIFEST,
     RayAnnotator,
     RaySettings,

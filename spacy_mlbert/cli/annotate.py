@@ -53,8 +53,8 @@ def annotate_cli(
     manifest.json. IN may also be Parquet, or a folder of JSONL/Parquet files.
     """
     # imported here so that `--help` of other commands stays fast
-    from ..annotate import annotate
-    from ..engines.ray_engine import RayNotInstalled
+    from ..annotate.jsonl import annotate
+    from ..annotate.engines.ray_engine import RayNotInstalled
 
     options = _engine.EngineOptions(
         engine, n_process, address, actors, num_cpus, num_gpus, block_batches, max_restarts, max_task_retries, parquet
@@ -62,7 +62,7 @@ def annotate_cli(
     try:
         options.check()
         if options.engine == _engine.RAY:
-            from ..engines.ray_engine import annotate_ray
+            from ..annotate.engines.ray_engine import annotate_ray
 
             manifest = annotate_ray(
                 model,

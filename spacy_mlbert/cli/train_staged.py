@@ -20,7 +20,7 @@ def train_staged_cli(
     stage_epochs: int = typer.Option(2, "--stage-epochs", help="Epochs of each language phase"),
 ) -> None:
     """Fine-tune per language (each phase from the previous encoder), then jointly."""
-    from ..staged import parse_langs, train_staged
+    from ..training.staged import parse_langs, train_staged
 
     try:
         phases = train_staged(

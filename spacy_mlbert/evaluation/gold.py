@@ -14,7 +14,7 @@ import numpy
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ..evaluation import UNKNOWN_LANG, PredictionArrays, check_gold_labels, gold_label_files
+from .evaluate import UNKNOWN_LANG, PredictionArrays, check_gold_labels, gold_label_files
 
 logger = logging.getLogger("spacy_mlbert")
 

@@ -11,7 +11,7 @@ Batches are windows of input lines: the records of lines 1..B go through
 ``nlp.pipe`` together, then those of lines B+1..2B, and so on. A transformer's
 float results depend (in the last bits) on which texts share a padded batch,
 so fixing the batches by line number lets another engine that cuts the input
-at multiples of B (``spacy_mlbert.engines.ray_engine``) give byte-identical
+at multiples of B (``spacy_mlbert.annotate.engines.ray_engine``) give byte-identical
 output.
 
 The records are read here rather than with ``spacy_mlbert.data``: that
@@ -32,8 +32,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from tqdm import tqdm
 
-from .errors import Errors
-from .evaluation import DEFAULT_BATCH_SIZE, check_batch_size, find_textcat, load_pipeline
+from ..errors import Errors
+from ..evaluation.evaluate import DEFAULT_BATCH_SIZE, check_batch_size, find_textcat, load_pipeline
 
 logger = logging.getLogger("spacy_mlbert")
 

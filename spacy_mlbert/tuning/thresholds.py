@@ -18,16 +18,16 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from .errors import Errors
-from .evaluation import (
+from ..errors import Errors
+from ..evaluation.evaluate import (
     DEFAULT_BATCH_SIZE,
     PredictionArrays,
     find_textcat,
     load_pipeline,
     predict_arrays,
 )
-from .metrics import multilabel_scores
-from .pipeline import PRECISION
+from ..metrics import multilabel_scores
+from ..pipeline import PRECISION
 
 logger = logging.getLogger("spacy_mlbert")
 

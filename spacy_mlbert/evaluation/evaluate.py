@@ -16,10 +16,10 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
-from .errors import Errors
-from .extensions import install_extensions
-from .metrics import examples_to_arrays, multilabel_scores
-from .pipeline import MultiLabelBertCategorizer
+from ..errors import Errors
+from ..extensions import install_extensions
+from ..metrics import examples_to_arrays, multilabel_scores
+from ..pipeline import MultiLabelBertCategorizer
 
 logger = logging.getLogger("spacy_mlbert")
 

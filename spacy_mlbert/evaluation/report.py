@@ -11,9 +11,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy
 
-from .errors import Errors
+from ..errors import Errors
 from .markdown import format_number, markdown_table
-from .evaluation import PredictionArrays
+from .evaluate import PredictionArrays
 
 logger = logging.getLogger("spacy_mlbert")
 

@@ -6,7 +6,7 @@ How a run goes (``annotate_ray``):
    cuts it into blocks of ``block_batches * batch_size`` lines. Blocks start
    at multiples of ``batch_size``, so the line windows that go through
    ``nlp.pipe`` together are the same as the local engine's, and so are the
-   probabilities, to the last bit (see spacy_mlbert.annotate).
+   probabilities, to the last bit (see spacy_mlbert.annotate.jsonl).
 2. Ray Data hands the blocks to an actor pool (``map_batches`` with a
    callable class, ``concurrency`` actors, ``num_cpus``/``num_gpus`` each)
    whose actors load the pipeline once. Each call reads one block (JSONL by
@@ -53,7 +53,7 @@ import numpy
 import srsly
 from tqdm import tqdm
 
-from ..annotate import (
+from ..jsonl import (
     MAX_REASONS,
     _Record,
     _windows,
@@ -63,8 +63,8 @@ from ..annotate import (
     parse_line,
     predict_text,
 )
-from ..errors import Errors
-from ..evaluation import (
+from ...errors import Errors
+from ...evaluation.evaluate import (
     DEFAULT_BATCH_SIZE,
     PredictionArrays,
     check_batch_size,
@@ -72,7 +72,7 @@ from ..evaluation import (
     load_pipeline,
     read_gold_docs,
 )
-from .gold import GoldCollector, check_files, probabilities
+from ...evaluation.gold import GoldCollector, check_files, probabilities
 
 logger = logging.getLogger("spacy_mlbert")
 
