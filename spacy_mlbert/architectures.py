@@ -20,20 +20,20 @@ from .layers import CheckedTransformerModel, WordpiecePooling
 def build_transformer_model_v1(
     name: str,
     get_spans: Callable,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
     mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
+    grad_scaler_config: Optional[dict] = None,
 ) -> Model[List[Doc], FullTransformerBatch]:
     """spacy-transformers' TransformerModel.v3 for the shared ``transformer``
     component, with a coded error (E010) when the encoder cannot be found.
 
     name (str): Hugging Face model name or local folder.
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
-    tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
-    transformer_config (dict): Settings passed to the Hugging Face model.
+    tokenizer_config (Optional[dict]): Settings passed to the Hugging Face tokenizer.
+    transformer_config (Optional[dict]): Settings passed to the Hugging Face model.
     mixed_precision (bool): Use mixed precision on GPU.
-    grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
+    grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer.
     """
     return CheckedTransformerModel(
@@ -48,13 +48,13 @@ def build_transformer_model_v1(
 
 @registry.architectures("spacy-mlbert.WordpieceListener.v1")
 def build_wordpiece_listener_v1(
-    upstream: str = "*", pooling: str = "cls", grad_factor: float = 1.0
+    upstream: str = "*", pooling: str = "mean", grad_factor: float = 1.0
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a shared ``transformer`` component.
 
     upstream (str): Name of the transformer component to listen to; "*" takes
         the first one in the pipeline.
-    pooling (str): "cls" (first wordpiece) or "mean" (all wordpieces of all windows).
+    pooling (str): "mean" (all wordpieces of all windows) or "cls" (first wordpiece).
     grad_factor (float): Scales the gradient this component sends to the transformer.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
@@ -70,10 +70,10 @@ def build_wordpiece_transformer_v1(
     get_spans: Callable,
     tokenizer_config: dict,
     transformer_config: dict,
-    pooling: str = "cls",
+    pooling: str = "mean",
     grad_factor: float = 1.0,
     mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
+    grad_scaler_config: Optional[dict] = None,
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a transformer owned by this component
     (no shared ``transformer`` component needed).
@@ -82,10 +82,10 @@ def build_wordpiece_transformer_v1(
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
     tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
     transformer_config (dict): Settings passed to the Hugging Face model.
-    pooling (str): "cls" or "mean".
+    pooling (str): "mean" (all wordpieces of all windows) or "cls" (first wordpiece).
     grad_factor (float): Scales the gradient sent to the transformer.
     mixed_precision (bool): Use mixed precision on GPU.
-    grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
+    grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     transformer = CheckedTransformerModel(

@@ -376,6 +376,50 @@ class Errors(metaclass=ErrorsWithCodes):
     E100 = (
         "Unknown threshold tuning method {method!r}. Choose one of: {methods}."
     )
+    E110 = (
+        "To {purpose}, spacy-mlbert needs {packages}, which {verb} not "
+        "installed: the '{extra}' extra of spacy-mlbert has {them}. Install it "
+        "with: pip install 'spacy-mlbert[{extra}]'."
+    )
+
+
+# pip names of modules whose import name differs
+_DISTRIBUTIONS = {"iterstrat": "iterative-stratification", "sklearn": "scikit-learn"}
+
+
+class MissingExtra(ImportError):
+    """A package of one of spacy-mlbert's extras is not installed; the message
+    carries the code and the extra to install."""
+
+
+def require_extra(extra: str, *modules: str, purpose: str) -> None:
+    """Raise MissingExtra (E110) unless every top-level module can be imported.
+
+    extra (str): The extra of spacy-mlbert that installs the modules.
+    modules (str): Top-level module names, e.g. "matplotlib".
+    purpose (str): What they are needed for, e.g. "plot the report".
+    """
+    from importlib.util import find_spec
+
+    missing = []
+    for module in modules:
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):  # e.g. sys.modules[module] is None
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        one = len(missing) == 1
+        raise MissingExtra(
+            Errors.E110.format(
+                purpose=purpose,
+                packages=", ".join(f"'{_DISTRIBUTIONS.get(m, m)}'" for m in missing),
+                verb="is" if one else "are",
+                extra=extra,
+                them="it" if one else "them",
+            )
+        )
 
 
 def coded_message(err: Exception) -> str:

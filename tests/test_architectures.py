@@ -143,3 +143,22 @@ def test_architectures_classifier_v2_grows_its_output_layer(tiny_xlmr_dir):
     numpy.testing.assert_array_equal(after[: before.shape[0]], before)
     assert textcat.model.layers[-1] is textcat.model.get_ref("output_layer")
     assert textcat.model.layers[1].name == "layernorm"
+
+
+def test_architectures_pooling_defaults_to_mean_like_the_factory(tiny_xlmr_dir):
+    """A config that leaves out `pooling` gets the factory's (and README's) mean."""
+    from spacy_mlbert.pipeline import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL["tok2vec"]["pooling"] == "mean"
+    listener = registry.resolve({"m": {"@architectures": "spacy-mlbert.WordpieceListener.v1"}})["m"]
+    assert listener.layers[-1].attrs["pooling"] == "mean"
+    cfg = {
+        "@architectures": "spacy-mlbert.WordpieceTransformer.v1",
+        "name": str(tiny_xlmr_dir),
+        "get_spans": {"@span_getters": "spacy-transformers.doc_spans.v1"},
+        "tokenizer_config": {"use_fast": True},
+        "transformer_config": {},
+    }
+    owned = registry.resolve({"m": cfg})["m"]
+    assert owned.layers[-1].attrs["pooling"] == "mean"
+

@@ -11,7 +11,7 @@ from wasabi import msg
 
 from ..errors import coded_message
 from . import _engine
-from ._app import app
+from ._app import app, require_extra
 
 # How many skipped lines to list by number.
 SHOW_SKIPPED = 10
@@ -52,6 +52,7 @@ def annotate_cli(
     (`cat OUT/part-*.jsonl` gives the local engine's file), failures.jsonl and
     manifest.json. IN may also be Parquet, or a folder of JSONL/Parquet files.
     """
+    require_extra("project", "tqdm", purpose="annotate a corpus")
     # imported here so that `--help` of other commands stays fast
     from ..annotate.jsonl import annotate
     from ..annotate.engines.ray_engine import RayNotInstalled

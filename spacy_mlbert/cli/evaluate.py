@@ -8,7 +8,7 @@ from wasabi import msg
 
 from ..errors import coded_message
 from . import _engine
-from ._app import app
+from ._app import app, require_extra
 
 
 @app.command("evaluate")
@@ -36,6 +36,8 @@ def evaluate_cli(
     thresholds, overall, per label and per language (doc._.mlbert_lang).
     --engine ray predicts on a pool of Ray actors (the scores are the same).
     """
+    if report_dir is not None:
+        require_extra("project", "matplotlib", "sklearn", purpose="write the report and its plots")
     # imported here so that `--help` of other commands stays fast
     from ..annotate.engines.ray_engine import RayNotInstalled
     from ..evaluation.evaluate import compute_metrics, find_textcat, load_pipeline

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy
 
-from ..errors import Errors
+from ..errors import Errors, require_extra
 from .markdown import format_number, markdown_table
 from .evaluate import PredictionArrays
 
@@ -149,6 +149,7 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
 
 
 def _figure(width: float, height: float) -> Any:
+    require_extra("project", "matplotlib", purpose="plot the report")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -207,6 +208,7 @@ def plot_pr_curves(
     path (Union[str, Path]): The PNG file to write.
     RETURNS (Path): The path written.
     """
+    require_extra("project", "sklearn", purpose="plot precision-recall curves")
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     labels = list(arrays.labels)
