@@ -149,7 +149,7 @@ def main() -> None:
     import ray
 
     started = time.time()
-    with ray_engine._loopback_only(ray):
+    with ray_engine.loopback_only(ray):
         ray.init(include_dashboard=False, logging_level="WARNING")
     ray_init_s = time.time() - started
     try:

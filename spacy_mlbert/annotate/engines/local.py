@@ -10,7 +10,7 @@ from typing import List
 import numpy
 from spacy.language import Language
 
-from ..jsonl import check_n_process, spawn_processes
+from ..util import check_n_process, spawn_processes
 from ...evaluation.evaluate import (
     DEFAULT_BATCH_SIZE,
     DocsOrPath,
