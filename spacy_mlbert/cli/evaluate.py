@@ -1,6 +1,6 @@
 """``spacy-mlbert evaluate MODEL DATA --output metrics.json``: scores overall and per language."""
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import srsly
 import typer
@@ -77,35 +77,19 @@ def evaluate_cli(
         msg.good(f"Saved the report to {report_dir}", ", ".join(p.name for p in written.values()))
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 def print_metrics(metrics: Mapping[str, Any]) -> None:
     """Print the overall, per-label and per-language tables.
 
     metrics (Mapping[str, Any]): From evaluation.compute_metrics.
     """
-    overall = metrics["overall"]
+    from ..evaluation.markdown import overall_table, per_label_table, per_language_table
+
     msg.divider(f"Overall ({metrics['n_docs']} documents)")
-    keys = ["micro_p", "micro_r", "micro_f", "macro_p", "macro_r", "macro_f", "macro_auc"]
-    msg.table([(key, _fmt(overall[key])) for key in keys], aligns=("l", "r"))
-    msg.divider("Per label")
-    rows: List[List[str]] = []
-    for label in metrics["labels"]:
-        values: Dict[str, Any] = overall["per_label"].get(label, {})
-        rows.append(
-            [label, _fmt(metrics["thresholds"][label])]
-            + [_fmt(values.get(k)) for k in ("p", "r", "f", "auc")]
-            + [str(values.get("support", "-")), str(values.get("n_known", "-"))]
-        )
-    header = ["label", "threshold", "P", "R", "F", "AUC", "positives", "annotated"]
-    msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * 7)
-    msg.divider("Per language")
-    rows = [
-        [lang, str(scores["n_docs"])]
-        + [_fmt(scores[k]) for k in ("micro_p", "micro_r", "micro_f", "macro_f", "macro_auc")]
-        for lang, scores in metrics["per_language"].items()
-    ]
-    header = ["language", "docs", "micro P", "micro R", "micro F", "macro F", "macro AUC"]
-    msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * 6)
+    for title, (header, rows) in (
+        (None, overall_table(metrics["overall"])),
+        ("Per label", per_label_table(metrics)),
+        ("Per language", per_language_table(metrics)),
+    ):
+        if title:
+            msg.divider(title)
+        msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * (len(header) - 1))

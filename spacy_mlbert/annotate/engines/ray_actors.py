@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Tuple
 import numpy
 
 from ...evaluation.evaluate import find_textcat, load_pipeline
-from ...evaluation.gold import probabilities
+from ...metrics import cats_row
 from ..util import LineRecord, check_output_keys, format_record, parse_line, predict_text, windows
 from .ray_input import read_block, runs
 from .ray_output import shard_name, write_atomic, write_jsonl, write_parquet
@@ -181,11 +181,11 @@ class RayPredictor:
         probs: List[bytes] = []
         for texts in batch["texts"]:
             texts = [str(text) for text in texts]
-            rows: List[List[float]] = []
+            rows: List[numpy.ndarray] = []
             # blocks start at multiples of the batch size: the same windows as nlp.pipe
             for start in range(0, len(texts), self.batch_size):
                 window = texts[start:start + self.batch_size]
-                rows.extend(probabilities(doc, self.labels) for doc in self.nlp.pipe(window, batch_size=len(window)))
+                rows.extend(cats_row(doc.cats, self.labels) for doc in self.nlp.pipe(window, batch_size=len(window)))
             probs.append(numpy.asarray(rows, dtype="f").tobytes())
         column = numpy.empty(len(probs), dtype=object)
         column[:] = probs

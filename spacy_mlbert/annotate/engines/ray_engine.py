@@ -50,8 +50,7 @@ import numpy
 from tqdm import tqdm
 
 from ...errors import Errors
-from ...evaluation.evaluate import PredictionArrays, find_textcat, read_gold_docs
-from ...evaluation.gold import GoldCollector, check_files
+from ...evaluation.evaluate import GoldCollector, PredictionArrays, check_files, find_textcat, read_gold_docs
 from .ray_actors import RayAnnotator, RayPredictor
 from .ray_cluster import (  # noqa: F401  (public names of the engine)
     DEFAULT_BLOCK_BATCHES,
@@ -280,4 +279,4 @@ def predict_arrays_ray(
             missing = int((~filled).sum())
             problem = f"{missing} document(s) came back without probabilities"
             raise ValueError(Errors.E097.format(path=data_path, problem=problem))
-    return collector.arrays(y_prob, str(data_path), name, checked=True)
+    return collector.prediction_arrays(str(data_path), name, y_prob=y_prob, checked=True)
