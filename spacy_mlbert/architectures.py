@@ -8,7 +8,6 @@ from typing import Callable, List, Optional
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.layers import TransformerListener
-from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers.split_trf import split_trf_batch
 from thinc.api import Dropout, LayerNorm, Linear, Model, chain
 from thinc.types import Floats2d
@@ -16,34 +15,9 @@ from thinc.types import Floats2d
 from .layers import CheckedTransformerModel, WordpiecePooling
 
 
-@registry.architectures("spacy-mlbert.TransformerModel.v1")
-def build_transformer_model_v1(
-    name: str,
-    get_spans: Callable,
-    tokenizer_config: Optional[dict] = None,
-    transformer_config: Optional[dict] = None,
-    mixed_precision: bool = False,
-    grad_scaler_config: Optional[dict] = None,
-) -> Model[List[Doc], FullTransformerBatch]:
-    """spacy-transformers' TransformerModel.v3 for the shared ``transformer``
-    component, with a coded error (E010) when the encoder cannot be found.
-
-    name (str): Hugging Face model name or local folder.
-    get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
-    tokenizer_config (Optional[dict]): Settings passed to the Hugging Face tokenizer.
-    transformer_config (Optional[dict]): Settings passed to the Hugging Face model.
-    mixed_precision (bool): Use mixed precision on GPU.
-    grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
-    RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer.
-    """
-    return CheckedTransformerModel(
-        name,
-        get_spans,
-        tokenizer_config,
-        transformer_config,
-        mixed_precision=mixed_precision,
-        grad_scaler_config=grad_scaler_config,
-    )
+# spacy-transformers' TransformerModel.v3 for the shared ``transformer``
+# component, with the checks of CheckedTransformerModel (E010, W010).
+build_transformer_model_v1 = registry.architectures("spacy-mlbert.TransformerModel.v1")(CheckedTransformerModel)
 
 
 @registry.architectures("spacy-mlbert.WordpieceListener.v1")

@@ -27,8 +27,8 @@ from ..span_getters import NO_MAX_LENGTH
 def CheckedTransformerModel(
     name: str,
     get_spans: Callable,
-    tokenizer_config: Optional[dict],
-    transformer_config: Optional[dict],
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
 ) -> TransformerModel:
