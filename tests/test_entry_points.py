@@ -4,7 +4,7 @@ import importlib
 import json
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import distributions
 from pathlib import Path
 from typing import Dict, Set, Tuple
 
@@ -77,29 +77,31 @@ def test_entry_point_object_is_the_registered_function(key):
     assert obj is REGISTERED[key]
 
 
-def _installed_from_this_tree() -> bool:
-    try:
-        dist = distribution("spacy-mlbert")
-    except PackageNotFoundError:
-        return False
-    text = dist.read_text("direct_url.json")
-    if not text:
-        return False
-    url = json.loads(text).get("url", "")
-    return url.rstrip("/") == ROOT.as_uri()
+def _installed_from_this_tree():
+    """The distribution installed (editable or not) from this source tree, or None."""
+    for dist in distributions():
+        if (dist.metadata["Name"] or "").lower().replace("_", "-") != "spacy-mlbert":
+            continue
+        text = dist.read_text("direct_url.json")
+        if text and json.loads(text).get("url", "").rstrip("/") == ROOT.as_uri():
+            return dist
+    return None
 
 
-@pytest.mark.skipif(not _installed_from_this_tree(), reason="spacy-mlbert is not installed from this source tree")
+INSTALLED = _installed_from_this_tree()
+
+
+@pytest.mark.skipif(INSTALLED is None, reason="spacy-mlbert is not installed from this source tree")
 def test_installed_distribution_has_the_entry_points_of_pyproject():
     installed = {
         (ep.group, ep.name): ep.value
-        for ep in distribution("spacy-mlbert").entry_points
+        for ep in INSTALLED.entry_points
         if ep.group.startswith(("spacy_", "thinc_"))
     }
     assert installed == DECLARED
 
 
-@pytest.mark.skipif(not _installed_from_this_tree(), reason="spacy-mlbert is not installed from this source tree")
+@pytest.mark.skipif(INSTALLED is None, reason="spacy-mlbert is not installed from this source tree")
 def test_entry_points_resolve_without_import():
     """A fresh process finds the factory, the default head and the schedule
     through the entry points alone."""
