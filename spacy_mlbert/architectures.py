@@ -42,8 +42,8 @@ def build_wordpiece_listener_v1(
 def build_wordpiece_transformer_v1(
     name: str,
     get_spans: Callable,
-    tokenizer_config: dict,
-    transformer_config: dict,
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
     pooling: str = "mean",
     grad_factor: float = 1.0,
     mixed_precision: bool = False,
@@ -54,8 +54,8 @@ def build_wordpiece_transformer_v1(
 
     name (str): Hugging Face model name or local folder.
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
-    tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
-    transformer_config (dict): Settings passed to the Hugging Face model.
+    tokenizer_config (Optional[dict]): Settings passed to the Hugging Face tokenizer.
+    transformer_config (Optional[dict]): Settings passed to the Hugging Face model.
     pooling (str): "mean" (all wordpieces of all windows) or "cls" (first wordpiece).
     grad_factor (float): Scales the gradient sent to the transformer.
     mixed_precision (bool): Use mixed precision on GPU.
