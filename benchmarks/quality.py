@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 from benchlib import BenchData, log  # noqa: E402
 
-from spacy_mlbert.thresholds import DEFAULT_METHOD, TUNING_METHODS  # noqa: E402
+from spacy_mlbert.tuning.thresholds import DEFAULT_METHOD, TUNING_METHODS  # noqa: E402
 
 SYSTEMS = ("tfidf", "mlbert", "stock", "plain")
 DESCRIPTIONS = {
@@ -204,7 +204,7 @@ def run_stock(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], ar
     project's tuner, so that the head and loss can be compared apart from the
     thresholds."""
     import spacy
-    from spacy_mlbert.thresholds import tune_thresholds
+    from spacy_mlbert.tuning.thresholds import tune_thresholds
 
     load = _loadavg()
     config = common.stock_config(project_config)
@@ -246,7 +246,7 @@ def run_stock(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], ar
 
 def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], args: argparse.Namespace, n_fit: int, project_config) -> Dict[str, Any]:
     from spacy_mlbert.evaluation import find_textcat, load_pipeline
-    from spacy_mlbert.thresholds import tune_pipeline
+    from spacy_mlbert.tuning.thresholds import tune_pipeline
 
     load = _loadavg()
     config = project_config.copy()

@@ -98,9 +98,9 @@ def main() -> None:
 
     import torch
 
-    from spacy_mlbert.annotate import annotate_jsonl
-    from spacy_mlbert.engines import ray_engine
-    from spacy_mlbert.engines.ray_engine import RaySettings, annotate_ray, iter_output_lines
+    from spacy_mlbert.annotate.jsonl import annotate_jsonl
+    from spacy_mlbert.annotate.engines import ray_engine
+    from spacy_mlbert.annotate.engines.ray_engine import RaySettings, annotate_ray, iter_output_lines
     from spacy_mlbert.evaluation import load_pipeline
 
     work = Path(tempfile.mkdtemp(prefix="ray-scaling-"))
@@ -149,7 +149,7 @@ def main() -> None:
     import ray
 
     started = time.time()
-    with ray_engine._loopback_only(ray):
+    with ray_engine.loopback_only(ray):
         ray.init(include_dashboard=False, logging_level="WARNING")
     ray_init_s = time.time() - started
     try:

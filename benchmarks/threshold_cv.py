@@ -26,7 +26,7 @@ import benchlib as common  # noqa: E402
 
 from spacy_mlbert.evaluation import load_pipeline, predict_arrays  # noqa: E402
 from spacy_mlbert.metrics import multilabel_scores  # noqa: E402
-from spacy_mlbert.thresholds import TUNING_METHODS, tune_thresholds  # noqa: E402
+from spacy_mlbert.tuning.thresholds import TUNING_METHODS, tune_thresholds  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

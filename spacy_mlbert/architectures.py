@@ -8,7 +8,6 @@ from typing import Callable, List, Optional
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.layers import TransformerListener
-from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers.split_trf import split_trf_batch
 from thinc.api import Dropout, LayerNorm, Linear, Model, chain
 from thinc.types import Floats2d
@@ -16,45 +15,20 @@ from thinc.types import Floats2d
 from .layers import CheckedTransformerModel, WordpiecePooling, sum_logits
 
 
-@registry.architectures("spacy-mlbert.TransformerModel.v1")
-def build_transformer_model_v1(
-    name: str,
-    get_spans: Callable,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
-    mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
-) -> Model[List[Doc], FullTransformerBatch]:
-    """spacy-transformers' TransformerModel.v3 for the shared ``transformer``
-    component, with a coded error (E010) when the encoder cannot be found.
-
-    name (str): Hugging Face model name or local folder.
-    get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
-    tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
-    transformer_config (dict): Settings passed to the Hugging Face model.
-    mixed_precision (bool): Use mixed precision on GPU.
-    grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
-    RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer.
-    """
-    return CheckedTransformerModel(
-        name,
-        get_spans,
-        tokenizer_config,
-        transformer_config,
-        mixed_precision=mixed_precision,
-        grad_scaler_config=grad_scaler_config,
-    )
+# spacy-transformers' TransformerModel.v3 for the shared ``transformer``
+# component, with the checks of CheckedTransformerModel (E010, W010).
+build_transformer_model_v1 = registry.architectures("spacy-mlbert.TransformerModel.v1")(CheckedTransformerModel)
 
 
 @registry.architectures("spacy-mlbert.WordpieceListener.v1")
 def build_wordpiece_listener_v1(
-    upstream: str = "*", pooling: str = "cls", grad_factor: float = 1.0
+    upstream: str = "*", pooling: str = "mean", grad_factor: float = 1.0
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a shared ``transformer`` component.
 
     upstream (str): Name of the transformer component to listen to; "*" takes
         the first one in the pipeline.
-    pooling (str): "cls" (first wordpiece) or "mean" (all wordpieces of all windows).
+    pooling (str): "mean" (all wordpieces of all windows) or "cls" (first wordpiece).
     grad_factor (float): Scales the gradient this component sends to the transformer.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
@@ -68,24 +42,24 @@ def build_wordpiece_listener_v1(
 def build_wordpiece_transformer_v1(
     name: str,
     get_spans: Callable,
-    tokenizer_config: dict,
-    transformer_config: dict,
-    pooling: str = "cls",
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
+    pooling: str = "mean",
     grad_factor: float = 1.0,
     mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
+    grad_scaler_config: Optional[dict] = None,
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a transformer owned by this component
     (no shared ``transformer`` component needed).
 
     name (str): Hugging Face model name or local folder.
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
-    tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
-    transformer_config (dict): Settings passed to the Hugging Face model.
-    pooling (str): "cls" or "mean".
+    tokenizer_config (Optional[dict]): Settings passed to the Hugging Face tokenizer.
+    transformer_config (Optional[dict]): Settings passed to the Hugging Face model.
+    pooling (str): "mean" (all wordpieces of all windows) or "cls" (first wordpiece).
     grad_factor (float): Scales the gradient sent to the transformer.
     mixed_precision (bool): Use mixed precision on GPU.
-    grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
+    grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     transformer = CheckedTransformerModel(

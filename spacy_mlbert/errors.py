@@ -343,7 +343,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "with the model's label set (--labels, --aliases), or train a model "
         "with these labels."
     )
-    # engines: local and Ray (spacy_mlbert.engines)
+    # engines: local and Ray (spacy_mlbert.annotate.engines)
     E090 = "{option} must be {expected}, got {value!r}."
     E091 = (
         "The Ray engine needs Ray Data, which is not installed{detail}. Install "
@@ -419,6 +419,50 @@ class Errors(metaclass=ErrorsWithCodes):
         "The calibration names label(s) {labels} that component '{name}' does "
         "not have (its labels: {known}). Remove them or add the labels first."
     )
+    E140 = (
+        "To {purpose}, spacy-mlbert needs {packages}, which {verb} not "
+        "installed: the '{extra}' extra of spacy-mlbert has {them}. Install it "
+        "with: pip install 'spacy-mlbert[{extra}]'."
+    )
+
+
+# pip names of modules whose import name differs
+_DISTRIBUTIONS = {"iterstrat": "iterative-stratification", "sklearn": "scikit-learn"}
+
+
+class MissingExtra(ImportError):
+    """A package of one of spacy-mlbert's extras is not installed; the message
+    carries the code and the extra to install."""
+
+
+def require_extra(extra: str, *modules: str, purpose: str) -> None:
+    """Raise MissingExtra (E140) unless every top-level module can be imported.
+
+    extra (str): The extra of spacy-mlbert that installs the modules.
+    modules (str): Top-level module names, e.g. "matplotlib".
+    purpose (str): What they are needed for, e.g. "plot the report".
+    """
+    from importlib.util import find_spec
+
+    missing = []
+    for module in modules:
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):  # e.g. sys.modules[module] is None
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        one = len(missing) == 1
+        raise MissingExtra(
+            Errors.E140.format(
+                purpose=purpose,
+                packages=", ".join(f"'{_DISTRIBUTIONS.get(m, m)}'" for m in missing),
+                verb="is" if one else "are",
+                extra=extra,
+                them="it" if one else "them",
+            )
+        )
 
 
 def coded_message(err: Exception) -> str:

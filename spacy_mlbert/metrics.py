@@ -12,6 +12,60 @@ import numpy
 from spacy.training import Example
 
 
+def cats_row(cats: Mapping[str, float], labels: Sequence[str]) -> numpy.ndarray:
+    """The values of ``cats`` in label order (0.0 for a label it lacks).
+
+    cats (Mapping[str, float]): A doc.cats.
+    labels (Sequence[str]): The columns.
+    RETURNS (numpy.ndarray): (n_labels,) float32.
+    """
+    return numpy.asarray([float(cats.get(label, 0.0)) for label in labels], dtype="f")
+
+
+class LabelRows:
+    """Gold values, known-mask and probabilities of documents, added one
+    document at a time: the one way from ``doc.cats`` to the arrays that
+    :func:`multilabel_scores` takes, for the scorer, the evaluation and
+    every engine.
+
+    labels (Sequence[str]): The columns.
+    """
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.rows_true: List[numpy.ndarray] = []
+        self.rows_known: List[numpy.ndarray] = []
+        self.rows_prob: List[numpy.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.rows_true)
+
+    def add_gold(self, cats: Mapping[str, float]) -> None:
+        """Add a gold document's values; a label it lacks is unknown there."""
+        self.rows_true.append(cats_row(cats, self.labels))
+        self.rows_known.append(numpy.asarray([label in cats for label in self.labels], dtype=bool))
+
+    def add_predicted(self, cats: Mapping[str, float]) -> None:
+        """Add a predicted document's probabilities (in gold document order)."""
+        self.rows_prob.append(cats_row(cats, self.labels))
+
+    def arrays(
+        self, y_prob: Optional[numpy.ndarray] = None
+    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """y_true (0/1), y_prob and known (bool), each (n_docs, n_labels).
+
+        y_prob (Optional[numpy.ndarray]): Probabilities made elsewhere, row i
+            for gold document i; default: the rows added with add_predicted.
+        """
+        shape = (len(self.rows_true), len(self.labels))
+
+        def stack(rows: List[numpy.ndarray], dtype: str) -> numpy.ndarray:
+            return numpy.stack(rows).astype(dtype) if rows else numpy.zeros(shape, dtype=dtype)
+
+        probs = stack(self.rows_prob, "f") if y_prob is None else numpy.asarray(y_prob, dtype="f")
+        return stack(self.rows_true, "f"), probs.reshape(shape), stack(self.rows_known, "bool")
+
+
 def examples_to_arrays(
     examples: Iterable[Example], labels: Sequence[str]
 ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
@@ -19,21 +73,11 @@ def examples_to_arrays(
 
     RETURNS (Tuple[ndarray, ndarray, ndarray]): y_true (0/1), y_prob, known (bool).
     """
-    rows_true: List[List[float]] = []
-    rows_prob: List[List[float]] = []
-    rows_known: List[List[bool]] = []
+    rows = LabelRows(labels)
     for eg in examples:
-        gold = eg.reference.cats
-        pred = eg.predicted.cats
-        rows_true.append([float(gold.get(label, 0.0)) for label in labels])
-        rows_prob.append([float(pred.get(label, 0.0)) for label in labels])
-        rows_known.append([label in gold for label in labels])
-    shape = (len(rows_true), len(labels))
-    return (
-        numpy.asarray(rows_true, dtype="f").reshape(shape),
-        numpy.asarray(rows_prob, dtype="f").reshape(shape),
-        numpy.asarray(rows_known, dtype=bool).reshape(shape),
-    )
+        rows.add_gold(eg.reference.cats)
+        rows.add_predicted(eg.predicted.cats)
+    return rows.arrays()
 
 
 def _prf(tp: float, fp: float, fn: float) -> Tuple[float, float, float]:
@@ -43,13 +87,28 @@ def _prf(tp: float, fp: float, fn: float) -> Tuple[float, float, float]:
     return p, r, f
 
 
-def _auc(y_true: numpy.ndarray, y_prob: numpy.ndarray) -> Optional[float]:
-    """ROC AUC, or None when only one class occurs (AUC is undefined then)."""
-    if y_true.size == 0 or y_true.min() == y_true.max():
-        return None
-    from sklearn.metrics import roc_auc_score
+def roc_auc(y_true: numpy.ndarray, y_prob: numpy.ndarray) -> Optional[float]:
+    """ROC AUC, or None when only one class occurs (AUC is undefined then).
 
-    return float(roc_auc_score(y_true, y_prob))
+    The Mann-Whitney form: the chance that a random positive scores above a
+    random negative, ties counting half (tied scores share their mean rank).
+
+    y_true (numpy.ndarray): (n,) gold values, positive where >= 0.5.
+    y_prob (numpy.ndarray): (n,) scores.
+    RETURNS (Optional[float]): The area, or None.
+    """
+    positive = numpy.asarray(y_true) >= 0.5
+    n_pos = int(positive.sum())
+    n_neg = int(positive.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return None
+    _, inverse, counts = numpy.unique(
+        numpy.asarray(y_prob, dtype="float64"), return_inverse=True, return_counts=True
+    )
+    # 1-based rank of each distinct score, averaged over its ties
+    mean_ranks = numpy.cumsum(counts) - (counts - 1) / 2.0
+    rank_sum = float(mean_ranks[inverse.reshape(-1)][positive].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
 def multilabel_scores(
@@ -87,7 +146,7 @@ def multilabel_scores(
             "p": p,
             "r": r,
             "f": f,
-            "auc": _auc(gold.astype("f"), y_prob[mask, j]),
+            "auc": roc_auc(gold, y_prob[mask, j]),
             "support": int(gold.sum()),
             "n_known": int(mask.sum()),
         }

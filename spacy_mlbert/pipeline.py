@@ -128,11 +128,12 @@ class MultiLabelBertCategorizer(MultiLabel_TextCategorizer):
         name: str = "mlbert_textcat",
         *,
         threshold: float = 0.5,
-        thresholds: Mapping[str, float] = {},
+        thresholds: Optional[Mapping[str, float]] = None,
         pos_weight: PosWeight = None,
         loss: Optional[LossFunction] = None,
         scorer: Optional[Callable] = None,
     ) -> None:
+        thresholds = {} if thresholds is None else thresholds
         super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
         _check_threshold_values({"<default>": threshold})
         _check_threshold_values(thresholds)

@@ -6,7 +6,7 @@ import numpy
 from spacy.tokens import DocBin
 from spacy.util import fix_random_seed
 
-from spacy_mlbert.annotate import annotate_jsonl
+from spacy_mlbert.annotate.jsonl import annotate_jsonl
 from spacy_mlbert.extensions import install_extensions
 from util import TOKENIZER_TEXTS, TRAIN_DATA, make_examples, make_nlp
 

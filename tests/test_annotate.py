@@ -6,7 +6,7 @@ import pytest
 from numpy.testing import assert_allclose
 from typer.testing import CliRunner
 
-from spacy_mlbert.annotate import annotate_jsonl
+from spacy_mlbert.annotate.jsonl import annotate_jsonl
 from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import find_textcat, load_pipeline
 from util import TRAIN_DATA, save_tiny_pipeline

@@ -157,3 +157,22 @@ def test_architectures_classifier_v1_still_trains_saves_and_loads(tiny_xlmr_dir)
         loaded = spacy.load(tmp_dir)
     assert loaded.config["components"]["mlbert_textcat"]["model"]["@architectures"] == "spacy-mlbert.MultiLabelClassifier.v1"
     assert [doc.cats for doc in loaded.pipe(texts)] == [doc.cats for doc in nlp.pipe(texts)]
+
+
+def test_architectures_pooling_defaults_to_mean_like_the_factory(tiny_xlmr_dir):
+    """A config that leaves out `pooling` gets the factory's (and README's) mean."""
+    from spacy_mlbert.pipeline import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL["tok2vec"]["pooling"] == "mean"
+    listener = registry.resolve({"m": {"@architectures": "spacy-mlbert.WordpieceListener.v1"}})["m"]
+    assert listener.layers[-1].attrs["pooling"] == "mean"
+    cfg = {
+        "@architectures": "spacy-mlbert.WordpieceTransformer.v1",
+        "name": str(tiny_xlmr_dir),
+        "get_spans": {"@span_getters": "spacy-transformers.doc_spans.v1"},
+        "tokenizer_config": {"use_fast": True},
+        "transformer_config": {},
+    }
+    owned = registry.resolve({"m": cfg})["m"]
+    assert owned.layers[-1].attrs["pooling"] == "mean"
+

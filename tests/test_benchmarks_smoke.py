@@ -15,7 +15,7 @@ import numpy
 import pytest
 from spacy.util import make_tempdir
 
-from spacy_mlbert.thresholds import DEFAULT_METHOD
+from spacy_mlbert.tuning.thresholds import DEFAULT_METHOD
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))

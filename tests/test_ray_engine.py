@@ -18,17 +18,16 @@ from typer.testing import CliRunner
 
 from engines_util import BATCH, corpus, local_output, make_gold, save_tiny_pipeline, write_lines
 from spacy_mlbert.cli import app
-from spacy_mlbert.engines import ray_engine
-from spacy_mlbert.engines.ray_engine import (
+from spacy_mlbert.annotate.engines import ray_engine
+from spacy_mlbert.annotate.engines.ray_engine import (
     MANIFEST,
     RayAnnotator,
     RaySettings,
-    _jsonl_cuts,
-    _split_lines,
     annotate_ray,
     iter_output_lines,
     predict_arrays_ray,
 )
+from spacy_mlbert.annotate.engines.ray_input import _jsonl_cuts, _split_lines
 from spacy_mlbert.evaluation import compute_metrics, load_pipeline, predict_arrays
 
 
@@ -53,7 +52,7 @@ def cluster(ray_module):
     """
     from ray.cluster_utils import Cluster
 
-    with ray_engine._loopback_only(ray_module):
+    with ray_engine.loopback_only(ray_module):
         cluster = Cluster(
             initialize_head=True,
             head_node_args={"num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"},

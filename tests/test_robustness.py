@@ -18,7 +18,7 @@ from spacy_mlbert import install_extensions
 from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import evaluate_docbin, load_pipeline, predict_arrays
 from spacy_mlbert.layers import transformer as transformer_module
-from spacy_mlbert.thresholds import tune_pipeline
+from spacy_mlbert.tuning.thresholds import tune_pipeline
 # one_torch_thread: autouse, applies to this module too
 from test_long_documents import chinese_text, english_text, long_url, one_torch_thread  # noqa: F401
 from util import (

@@ -6,7 +6,7 @@ from spacy.tokens import DocBin
 from spacy.util import load_config, make_tempdir
 
 from spacy_mlbert import install_extensions
-from spacy_mlbert.staged import count_docs, export_encoder, phase_overrides, train_staged
+from spacy_mlbert.training.staged import count_docs, export_encoder, phase_overrides, train_staged
 from util import TRAIN_DATA
 
 CONFIG = Path(__file__).parent.parent / "configs" / "mlbert_e5_small.cfg"

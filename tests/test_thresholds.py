@@ -13,7 +13,7 @@ from spacy_mlbert import install_extensions
 from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import evaluate_docbin, find_textcat
 from spacy_mlbert.metrics import multilabel_scores
-from spacy_mlbert.thresholds import (
+from spacy_mlbert.tuning.thresholds import (
     DEFAULT_METHOD,
     TUNING_METHODS,
     best_threshold,

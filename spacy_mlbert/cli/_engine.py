@@ -4,7 +4,7 @@ from typing import Optional
 
 import typer
 
-from ..engines import LOCAL, RAY, check_engine
+from ..annotate.engines import LOCAL, RAY, check_engine
 from ..errors import Errors
 
 ENGINE = typer.Option(
@@ -70,7 +70,7 @@ class EngineOptions:
 
     def ray_settings(self, batch_size: int, progress: bool = True):  # -> RaySettings
         """The Ray settings, defaults where an option was not given."""
-        from ..engines.ray_engine import RaySettings
+        from ..annotate.engines.ray_engine import RaySettings
 
         settings = RaySettings(address=self.address, actors=self.actors, batch_size=batch_size, progress=progress)
         for name in ("num_cpus", "num_gpus", "block_batches", "max_restarts", "max_task_retries"):

@@ -11,7 +11,7 @@ from wasabi import msg
 
 from ..errors import coded_message
 from . import _engine
-from ._app import app
+from ._app import app, require_extra
 
 # How many skipped lines to list by number.
 SHOW_SKIPPED = 10
@@ -52,9 +52,10 @@ def annotate_cli(
     (`cat OUT/part-*.jsonl` gives the local engine's file), failures.jsonl and
     manifest.json. IN may also be Parquet, or a folder of JSONL/Parquet files.
     """
+    require_extra("project", "tqdm", purpose="annotate a corpus")
     # imported here so that `--help` of other commands stays fast
-    from ..annotate import annotate
-    from ..engines.ray_engine import RayNotInstalled
+    from ..annotate.jsonl import annotate
+    from ..annotate.engines.ray_engine import RayNotInstalled
 
     options = _engine.EngineOptions(
         engine, n_process, address, actors, num_cpus, num_gpus, block_batches, max_restarts, max_task_retries, parquet
@@ -62,7 +63,7 @@ def annotate_cli(
     try:
         options.check()
         if options.engine == _engine.RAY:
-            from ..engines.ray_engine import annotate_ray
+            from ..annotate.engines.ray_engine import annotate_ray
 
             manifest = annotate_ray(
                 model,

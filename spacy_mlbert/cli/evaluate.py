@@ -1,6 +1,6 @@
 """``spacy-mlbert evaluate MODEL DATA --output metrics.json``: scores overall and per language."""
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import srsly
 import typer
@@ -8,7 +8,7 @@ from wasabi import msg
 
 from ..errors import coded_message
 from . import _engine
-from ._app import app
+from ._app import app, require_extra
 
 
 @app.command("evaluate")
@@ -39,9 +39,11 @@ def evaluate_cli(
     reliability diagram.
     --engine ray predicts on a pool of Ray actors (the scores are the same).
     """
+    if report_dir is not None:
+        require_extra("project", "matplotlib", "sklearn", purpose="write the report and its plots")
     # imported here so that `--help` of other commands stays fast
-    from ..engines.ray_engine import RayNotInstalled
-    from ..evaluation import compute_metrics, find_textcat, load_pipeline
+    from ..annotate.engines.ray_engine import RayNotInstalled
+    from ..evaluation.evaluate import compute_metrics, find_textcat, load_pipeline
 
     options = _engine.EngineOptions(
         engine, n_process, address, actors, num_cpus, num_gpus, block_batches, max_restarts, max_task_retries
@@ -52,11 +54,11 @@ def evaluate_cli(
         nlp = load_pipeline(model)
         _, textcat = find_textcat(nlp, model)
         if options.engine == _engine.RAY:
-            from ..engines.ray_engine import predict_arrays_ray
+            from ..annotate.engines.ray_engine import predict_arrays_ray
 
             arrays = predict_arrays_ray(nlp, model, data, settings=options.ray_settings(batch_size))
         else:
-            from ..engines.local import predict_arrays_local
+            from ..annotate.engines.local import predict_arrays_local
 
             n = 1 if options.n_process is None else options.n_process
             arrays = predict_arrays_local(nlp, data, batch_size=batch_size, n_process=n)
@@ -65,7 +67,7 @@ def evaluate_cli(
         srsly.write_json(output, metrics)
         written = None
         if report_dir is not None:
-            from ..report import write_report
+            from ..evaluation.report import write_report
 
             written = write_report(metrics, arrays, report_dir)
     except (OSError, ValueError, RayNotInstalled) as err:
@@ -78,41 +80,19 @@ def evaluate_cli(
         msg.good(f"Saved the report to {report_dir}", ", ".join(p.name for p in written.values()))
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 def print_metrics(metrics: Mapping[str, Any]) -> None:
     """Print the overall, per-label and per-language tables.
 
     metrics (Mapping[str, Any]): From evaluation.compute_metrics.
     """
-    overall = metrics["overall"]
+    from ..evaluation.markdown import overall_table, per_label_table, per_language_table
+
     msg.divider(f"Overall ({metrics['n_docs']} documents)")
-    keys = ["micro_p", "micro_r", "micro_f", "macro_p", "macro_r", "macro_f", "macro_auc"]
-    msg.table([(key, _fmt(overall[key])) for key in keys], aligns=("l", "r"))
-    msg.divider("Per label")
-    rows: List[List[str]] = []
-    for label in metrics["labels"]:
-        values: Dict[str, Any] = overall["per_label"].get(label, {})
-        rows.append(
-            [label, _fmt(metrics["thresholds"][label])]
-            + [_fmt(values.get(k)) for k in ("p", "r", "f", "auc")]
-            + [str(values.get("support", "-")), str(values.get("n_known", "-"))]
-        )
-    header = ["label", "threshold", "P", "R", "F", "AUC", "positives", "annotated"]
-    ece = metrics.get("ece")
-    if ece:
-        for row, label in zip(rows, metrics["labels"]):
-            row.insert(6, _fmt(ece["per_label"].get(label)))
-        header.insert(6, "ECE")
-        rows.append(["macro"] + [""] * 5 + [_fmt(ece["macro"]), "", ""])
-    msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * (len(header) - 1))
-    msg.divider("Per language")
-    rows = [
-        [lang, str(scores["n_docs"])]
-        + [_fmt(scores[k]) for k in ("micro_p", "micro_r", "micro_f", "macro_f", "macro_auc")]
-        for lang, scores in metrics["per_language"].items()
-    ]
-    header = ["language", "docs", "micro P", "micro R", "micro F", "macro F", "macro AUC"]
-    msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * 6)
+    for title, (header, rows) in (
+        (None, overall_table(metrics["overall"])),
+        ("Per label", per_label_table(metrics, with_ece=True)),
+        ("Per language", per_language_table(metrics)),
+    ):
+        if title:
+            msg.divider(title)
+        msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * (len(header) - 1))

@@ -21,7 +21,7 @@ def model_card_cli(
     benchmark: Optional[Path] = typer.Option(None, "--benchmark", help="A Markdown table to quote on the card (e.g. benchmarks/quality_table.md)"),
 ) -> None:
     """Write meta.json whose model card carries the evaluation tables and the encoder's provenance."""
-    from ..model_card import build_meta
+    from ..packaging.model_card import build_meta
 
     try:
         meta = build_meta(

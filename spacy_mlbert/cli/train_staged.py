@@ -26,7 +26,7 @@ def train_staged_cli(
     fixed-size batcher, every phase is scored at the end of each epoch and its
     learning-rate decay ends with the phase.
     """
-    from ..staged import parse_langs, train_staged
+    from ..training.staged import parse_langs, train_staged
 
     try:
         phases = train_staged(

@@ -1,6 +1,6 @@
 """``spacy-mlbert tune-thresholds MODEL DEV --output MODEL_OUT``: per-label thresholds for F1."""
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import typer
 from wasabi import msg
@@ -36,7 +36,7 @@ def tune_thresholds_cli(
     summary shows the expected calibration error (ECE) before and after.
     """
     # imported here so that `--help` of other commands stays fast
-    from ..thresholds import tune_pipeline
+    from ..tuning.thresholds import tune_pipeline
 
     try:
         what = "Calibrating and tuning" if calibrate else "Tuning"
@@ -55,29 +55,27 @@ def tune_thresholds_cli(
     msg.good(f"Saved the tuned pipeline to {output}")
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 def print_comparison(result: Mapping[str, Any]) -> None:
     """Print thresholds and F1 per label before and after tuning, and the averages.
 
     result (Mapping[str, Any]): From thresholds.tune_pipeline.
     """
+    from ..evaluation.markdown import format_number
+
     before, after = result["before"], result["after"]
     msg.divider(f"Thresholds tuned on {result['n_docs']} documents")
     rows = [
         [
             label,
-            _fmt(before["thresholds"][label]),
-            _fmt(after["thresholds"][label]),
-            _fmt(before["per_label_f"].get(label)),
-            _fmt(after["per_label_f"].get(label)),
+            format_number(before["thresholds"][label]),
+            format_number(after["thresholds"][label]),
+            format_number(before["per_label_f"].get(label)),
+            format_number(after["per_label_f"].get(label)),
         ]
         for label in result["labels"]
     ]
     for key, name in (("macro_f", "macro F"), ("micro_f", "micro F")):
-        rows.append([name, "", "", _fmt(before[key]), _fmt(after[key])])
+        rows.append([name, "", "", format_number(before[key]), format_number(after[key])])
     header = ["label", "threshold before", "after", "F before", "F after"]
     msg.table(rows, header=header, divider=True, aligns=("l", "r", "r", "r", "r"))
     print_calibration(result)

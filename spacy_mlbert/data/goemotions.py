@@ -11,14 +11,13 @@
 """
 import unicodedata
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from ..errors import Errors
-from .aliases import LabelAliases
 from .labels import check_label_name
 from .lines import Line, iter_lines
-from .records import ConversionReport, DataError, PathLike, Record, where
-from .validate import ReadContext, check_id, check_text, describe, empty_file_error
+from .records import DataError, PathLike, Record, where
+from .validate import ReadContext, check_id, check_text, describe
 
 GOEMOTIONS_LANG = "en"
 
@@ -61,41 +60,18 @@ def iter_goemotions_records(
     path: PathLike,
     labels: Sequence[str],
     *,
-    aliases: Optional[LabelAliases] = None,
-    label_set: Optional[Sequence[str]] = None,
-    add_labels: bool = False,
-    skip_invalid: bool = False,
-    lang: Optional[str] = None,
-    report: Optional[ConversionReport] = None,
-    progress: bool = False,
     context: Optional[ReadContext] = None,
+    **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a GoEmotions TSV file.
 
     path (PathLike): the TSV file.
     labels (Sequence[str]): the label names by id (see :func:`load_goemotions_labels`).
-    aliases (Optional[LabelAliases]): label names mapped to canonical labels.
-    label_set (Optional[Sequence[str]]): the canonical labels; None infers them.
-    add_labels (bool): add labels outside ``label_set`` instead of erroring.
-    skip_invalid (bool): skip invalid lines (noted in the report) instead of raising.
-    lang (Optional[str]): the language of the texts (default "en").
-    report (Optional[ConversionReport]): a report to add the counts to.
-    progress (bool): show a progress bar for large files on a terminal.
-    context (Optional[ReadContext]): shared state of a multi-file conversion;
-        when given, the other options are taken from it.
-    YIELDS (Record): the valid records in file order.
+    context (Optional[ReadContext]): shared state of a multi-file conversion.
+    options: without ``context``, the options of :class:`ReadContext`.
+    YIELDS (Record): the valid records of the GoEmotions TSV file, in order of its lines.
     """
-    context, path = ReadContext.for_file(
-        path,
-        context,
-        aliases=aliases,
-        label_set=label_set,
-        add_labels=add_labels,
-        skip_invalid=skip_invalid,
-        lang=lang,
-        report=report,
-        progress=progress,
-    )
+    context, path = ReadContext.for_file(path, context, **options)
     file_lang = context.lang or GOEMOTIONS_LANG
     # The label set check is one for the file: a label outside it is not a
     # problem of one line.
@@ -107,24 +83,7 @@ def iter_goemotions_records(
     except DataError as err:
         err.path = str(path)
         raise
-    counts = context.report
-    lines_seen = content_lines = 0
-    for line in iter_lines(path, progress=context.progress):
-        lines_seen += 1
-        counts.read += 1
-        if line.error is None and line.is_blank:
-            counts.blank += 1
-            continue
-        content_lines += 1
-        try:
-            record = _parse_line(line, path, file_lang, canonical)
-            context.accept(record)
-        except DataError as err:
-            context.fail(err, path, line.number)
-            continue
-        yield record
-    if content_lines == 0:
-        context.fail(empty_file_error(path, lines_seen), path, None, counts_as_skipped=False)
+    yield from context.read_lines(path, lambda line: (_parse_line(line, path, file_lang, canonical), False))
 
 
 def _parse_line(line: Line, path: Path, lang: str, canonical: List[str]) -> Record:

@@ -14,18 +14,16 @@
 import json
 import unicodedata
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import Errors
-from .aliases import LabelAliases
-from .lines import Line, iter_lines
-from .records import ConversionReport, DataError, PathLike, Record, where
+from .lines import Line
+from .records import DataError, PathLike, Record, where
 from .validate import (
     ReadContext,
     check_binary,
     check_id,
     check_text,
-    empty_file_error,
     kind_of,
     label_names,
 )
@@ -37,15 +35,8 @@ RECORD_FIELDS = ("id", "lang", "text", "labels", "cats")
 def iter_jsonl_records(
     path: PathLike,
     *,
-    aliases: Optional[LabelAliases] = None,
-    label_set: Optional[Sequence[str]] = None,
-    add_labels: bool = False,
-    skip_invalid: bool = False,
-    lang: Optional[str] = None,
-    require_labels: bool = True,
-    report: Optional[ConversionReport] = None,
-    progress: bool = False,
     context: Optional[ReadContext] = None,
+    **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a JSONL file, validating each line.
 
@@ -55,50 +46,12 @@ def iter_jsonl_records(
     known, or use :func:`spacy_mlbert.data.read_records`, which does that.
 
     path (PathLike): the file.
-    aliases (Optional[LabelAliases]): per-language label names.
-    label_set (Optional[Sequence[str]]): the canonical labels; None infers them.
-    add_labels (bool): add labels outside ``label_set`` instead of erroring.
-    skip_invalid (bool): skip invalid lines (noted in the report) instead of raising.
-    lang (Optional[str]): the language of records that name none (else "xx").
-    require_labels (bool): False accepts records with neither labels nor cats
-        (texts to annotate); they get no known label.
-    report (Optional[ConversionReport]): a report to add the counts to.
-    progress (bool): show a progress bar for large files on a terminal.
-    context (Optional[ReadContext]): shared state of a multi-file conversion;
-        when given, the other options are taken from it.
-    YIELDS (Record): the valid records in file order.
+    context (Optional[ReadContext]): shared state of a multi-file conversion.
+    options: without ``context``, the options of :class:`ReadContext`.
+    YIELDS (Record): the valid records of the JSONL file, in order of its lines.
     """
-    context, path = ReadContext.for_file(
-        path,
-        context,
-        aliases=aliases,
-        label_set=label_set,
-        add_labels=add_labels,
-        skip_invalid=skip_invalid,
-        lang=lang,
-        require_labels=require_labels,
-        report=report,
-        progress=progress,
-    )
-    counts = context.report
-    lines_seen = 0
-    content_lines = 0
-    for line in iter_lines(path, progress=context.progress):
-        lines_seen += 1
-        counts.read += 1
-        if line.error is None and line.is_blank:
-            counts.blank += 1
-            continue
-        content_lines += 1
-        try:
-            record, fell_back = _parse_line(line, path, context)
-            context.accept(record, fell_back=fell_back)
-        except DataError as err:
-            context.fail(err, path, line.number)
-            continue
-        yield record
-    if content_lines == 0:
-        context.fail(empty_file_error(path, lines_seen), path, None, counts_as_skipped=False)
+    context, path = ReadContext.for_file(path, context, **options)
+    yield from context.read_lines(path, lambda line: _parse_line(line, path, context))
 
 
 class _Repeats:

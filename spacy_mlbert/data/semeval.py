@@ -15,13 +15,12 @@
 import csv
 import unicodedata
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import Errors
-from .aliases import LabelAliases
 from .labels import check_label_name
 from .lines import iter_lines
-from .records import ConversionReport, DataError, PathLike, Record, where
+from .records import DataError, PathLike, Record, where
 from .validate import (
     FALLBACK_LANG,
     LANG_RE,
@@ -53,43 +52,17 @@ def lang_from_file_name(path: PathLike) -> Optional[str]:
 def iter_semeval_records(
     path: PathLike,
     *,
-    aliases: Optional[LabelAliases] = None,
-    label_set: Optional[Sequence[str]] = None,
-    add_labels: bool = False,
-    skip_invalid: bool = False,
-    lang: Optional[str] = None,
-    require_labels: bool = True,
-    report: Optional[ConversionReport] = None,
-    progress: bool = False,
     context: Optional[ReadContext] = None,
+    **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a SemEval-2025 Task 11 track A CSV file.
 
     path (PathLike): the file, named after its language (e.g. "eng.csv").
-    aliases (Optional[LabelAliases]): per-language label names.
-    label_set (Optional[Sequence[str]]): the canonical labels; None infers them.
-    add_labels (bool): add labels outside ``label_set`` instead of erroring.
-    skip_invalid (bool): skip invalid rows (noted in the report) instead of raising.
-    lang (Optional[str]): the language when the file name is not a language code.
-    require_labels (bool): False accepts a file without label columns.
-    report (Optional[ConversionReport]): a report to add the counts to.
-    progress (bool): show a progress bar for large files on a terminal.
-    context (Optional[ReadContext]): shared state of a multi-file conversion;
-        when given, the other options are taken from it.
-    YIELDS (Record): the valid records in file order.
+    context (Optional[ReadContext]): shared state of a multi-file conversion.
+    options: without ``context``, the options of :class:`ReadContext`.
+    YIELDS (Record): the valid records of the SemEval CSV file, in order of its rows.
     """
-    context, path = ReadContext.for_file(
-        path,
-        context,
-        aliases=aliases,
-        label_set=label_set,
-        add_labels=add_labels,
-        skip_invalid=skip_invalid,
-        lang=lang,
-        require_labels=require_labels,
-        report=report,
-        progress=progress,
-    )
+    context, path = ReadContext.for_file(path, context, **options)
     counts = context.report
     bad_lines: Dict[int, str] = {}
     n_lines = [0]

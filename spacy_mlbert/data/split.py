@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from ..errors import Errors
+from ..errors import Errors, require_extra
 from .records import DataError, DuplicateText, Record
 
 logger = logging.getLogger("spacy_mlbert")
@@ -111,6 +111,7 @@ def split_records(
     RETURNS (Tuple[Dict[str, List[Record]], List[DuplicateText]]): the splits,
         "train", "dev" (and "test"), in input order, and the removed duplicates.
     """
+    require_extra("project", "iterstrat", purpose="split records by iterative stratification")
     from iterstrat.ml_stratifiers import IterativeStratification
 
     shares = parse_ratios(ratios)

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import srsly
 from wasabi import Printer
 
-from ..markdown import markdown_table
+from ..evaluation.markdown import format_number, markdown_table
 from .records import PathLike, Record
 
 
@@ -79,7 +79,7 @@ class LabelStats:
         rows = []
         items = list(self.languages.items()) + [("(all)", self.total)]
         for lang, counts in items:
-            cells = [lang, str(counts.texts), f"{counts.cardinality:.2f}"]
+            cells = [lang, str(counts.texts), format_number(counts.cardinality, 2)]
             cells += [f"{counts.positives.get(label, 0)}/{counts.known.get(label, 0)}" for label in self.labels]
             rows.append(cells)
         return header, rows
@@ -94,7 +94,7 @@ class LabelStats:
         header = ["label"] + [lang for lang, _ in items]
         rows = [
             ["texts"] + [str(counts.texts) for _, counts in items],
-            ["card."] + [f"{counts.cardinality:.2f}" for _, counts in items],
+            ["card."] + [format_number(counts.cardinality, 2) for _, counts in items],
         ]
         for label in self.labels:
             cells = [f"{counts.positives.get(label, 0)}/{counts.known.get(label, 0)}" for _, counts in items]

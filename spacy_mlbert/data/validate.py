@@ -10,11 +10,12 @@ import math
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import Errors
 from .aliases import LabelAliases
 from .labels import LabelSet, check_label_name
+from .lines import Line, iter_lines
 from .records import ConversionReport, DataError, Issue, PathLike, Record
 
 logger = logging.getLogger("spacy_mlbert")
@@ -260,6 +261,36 @@ class ReadContext:
             cats[label] = value
             names.setdefault(label, name)
         return cats
+
+    def read_lines(self, path: Path, parse: Callable[[Line], Tuple[Record, bool]]) -> Iterator[Record]:
+        """The records of a file with one record per line (JSONL, TSV).
+
+        Counts every line, skips blank ones, and accepts each parsed record or
+        fails (raises, or skips with skip_invalid) with its line number; a
+        file without content is an error of its own.
+
+        path (Path): the file.
+        parse (Callable[[Line], Tuple[Record, bool]]): a line to its record and
+            whether its language fell back to "xx"; raises DataError.
+        YIELDS (Record): the accepted records, in line order.
+        """
+        lines_seen = content_lines = 0
+        for line in iter_lines(path, progress=self.progress):
+            lines_seen += 1
+            self.report.read += 1
+            if line.error is None and line.is_blank:
+                self.report.blank += 1
+                continue
+            content_lines += 1
+            try:
+                record, fell_back = parse(line)
+                self.accept(record, fell_back=fell_back)
+            except DataError as err:
+                self.fail(err, path, line.number)
+                continue
+            yield record
+        if content_lines == 0:
+            self.fail(empty_file_error(path, lines_seen), path, None, counts_as_skipped=False)
 
     def accept(self, record: Record, *, fell_back: bool = False) -> Record:
         """Check the id, then commit the record's labels and id and count it.

@@ -27,10 +27,10 @@ from ..span_getters import NO_MAX_LENGTH
 def CheckedTransformerModel(
     name: str,
     get_spans: Callable,
-    tokenizer_config: dict,
-    transformer_config: dict,
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
     mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
+    grad_scaler_config: Optional[dict] = None,
 ) -> TransformerModel:
     """A TransformerModel whose initialization names a missing encoder clearly,
     whose forward pass warns (W010) when wordpieces are cut, and which binds a
@@ -38,19 +38,19 @@ def CheckedTransformerModel(
 
     name (str): Hugging Face model name or local folder.
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
-    tokenizer_config (dict): Settings passed to the Hugging Face tokenizer.
-    transformer_config (dict): Settings passed to the Hugging Face model.
+    tokenizer_config (Optional[dict]): Settings passed to the Hugging Face tokenizer.
+    transformer_config (Optional[dict]): Settings passed to the Hugging Face model.
     mixed_precision (bool): Use mixed precision on GPU.
-    grad_scaler_config (dict): Settings of the PyTorch gradient scaler.
+    grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
     RETURNS (TransformerModel): The transformer.
     """
     model = TransformerModel(
         name,
         get_spans,
-        tokenizer_config,
-        transformer_config=transformer_config,
+        dict(tokenizer_config or {}),
+        transformer_config=dict(transformer_config or {}),
         mixed_precision=mixed_precision,
-        grad_scaler_config=grad_scaler_config,
+        grad_scaler_config=dict(grad_scaler_config or {}),
     )
     return _add_checks(model)
 

@@ -14,13 +14,12 @@ import numpy
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
-from spacy.training import Example
 
-from .calibration import calibration_errors
-from .errors import Errors
-from .extensions import install_extensions
-from .metrics import examples_to_arrays, multilabel_scores
-from .pipeline import MultiLabelBertCategorizer
+from ..calibration import calibration_errors
+from ..errors import Errors
+from ..extensions import install_extensions
+from ..metrics import LabelRows, multilabel_scores
+from ..pipeline import MultiLabelBertCategorizer
 
 logger = logging.getLogger("spacy_mlbert")
 
@@ -233,31 +232,12 @@ def predict_arrays(
         where = "<docs>"
         gold_docs = path_or_docs
         checked = False
-    gold_labels: Dict[str, None] = {}  # an ordered set
-    langs: List[str] = []
-    ids: List[Optional[str]] = []
-    chunks: List[Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]] = []
-    examples: List[Example] = []
-    pairs = nlp.pipe(((doc.text, doc) for doc in gold_docs), as_tuples=True, batch_size=batch_size)
-    for predicted, gold in pairs:
-        gold_labels.update(dict.fromkeys(gold.cats))
-        lang = gold._.mlbert_lang
-        langs.append(str(lang) if lang else UNKNOWN_LANG)
-        ids.append(gold._.mlbert_id)
-        examples.append(Example(predicted, gold))
-        # convert per batch so that the documents themselves are not all kept
-        if len(examples) >= batch_size:
-            chunks.append(examples_to_arrays(examples, labels))
-            examples = []
-    if examples:
-        chunks.append(examples_to_arrays(examples, labels))
-    if not chunks:
-        raise ValueError(Errors.E052.format(path=where, action="evaluate"))
-    y_true, y_prob, known = (numpy.concatenate(parts) for parts in zip(*chunks))
-    if not checked:
-        label_where = {label: [where] for label in gold_labels}
-        check_gold_labels(len(langs), label_where, name, labels, where, allow_unknown_labels)
-    return PredictionArrays(labels, y_true, y_prob, known, langs, ids)
+    collector = GoldCollector(labels)
+    # the pipeline sees new documents made from the gold texts
+    texts = (collector.add(gold) for gold in gold_docs)
+    for predicted in nlp.pipe(texts, batch_size=batch_size):
+        collector.add_predicted(predicted.cats)
+    return collector.prediction_arrays(where, name, checked=checked, allow_unknown=allow_unknown_labels)
 
 
 def check_gold_labels(
@@ -304,6 +284,71 @@ def check_gold_labels(
     shown = ", ".join(f"'{file}'" for file in files[:5])
     shown += f" and {len(files) - 5} more file(s)" if len(files) > 5 else ""
     raise ValueError(Errors.E074.format(name=name, labels=extra, where=shown, known=labels))
+
+
+class GoldCollector(LabelRows):
+    """The rows of a gold data set, added one document at a time, with each
+    document's language and id; the probabilities come from add_predicted
+    or, when the predictions are made elsewhere (spaCy's worker processes,
+    Ray actors), as one array.
+
+    labels (List[str]): The component's labels: the columns.
+    """
+
+    def __init__(self, labels: List[str]) -> None:
+        super().__init__(labels)
+        self.langs: List[str] = []
+        self.ids: List[Optional[str]] = []
+        self.gold_labels: Dict[str, None] = {}  # an ordered set
+
+    def add(self, gold: Doc) -> str:
+        """Keep the gold values of a document.
+
+        gold (Doc): A gold document (doc.cats, doc._.mlbert_lang, doc._.mlbert_id).
+        RETURNS (str): The text to predict.
+        """
+        self.gold_labels.update(dict.fromkeys(gold.cats))
+        self.add_gold(gold.cats)
+        lang = gold._.mlbert_lang
+        self.langs.append(str(lang) if lang else UNKNOWN_LANG)
+        self.ids.append(gold._.mlbert_id)
+        return gold.text
+
+    def prediction_arrays(
+        self,
+        where: str,
+        name: str,
+        *,
+        y_prob: Optional[numpy.ndarray] = None,
+        checked: bool = False,
+        allow_unknown: bool = False,
+    ) -> PredictionArrays:
+        """The arrays for scoring, after the checks of the gold labels.
+
+        where (str): The data, for the messages.
+        name (str): The component's name, for the messages.
+        y_prob (Optional[numpy.ndarray]): (n_docs, n_labels) probabilities
+            made elsewhere, row i for gold doc i; default: add_predicted's.
+        checked (bool): The gold files were checked already (check_files).
+        allow_unknown (bool): Log gold labels the component lacks instead of
+            raising E074.
+        RETURNS (PredictionArrays): Gold values, probabilities, known-mask,
+            languages and ids.
+        """
+        if not checked:
+            label_where = {label: [where] for label in self.gold_labels}
+            check_gold_labels(len(self), label_where, name, self.labels, where, allow_unknown)
+        if len(self) == 0:
+            raise ValueError(Errors.E052.format(path=where, action="evaluate"))
+        y_true, probs, known = self.arrays(y_prob)
+        return PredictionArrays(self.labels, y_true, probs, known, list(self.langs), list(self.ids))
+
+
+def check_files(path: Union[str, Path], name: str, labels: List[str]) -> None:
+    """Check gold files against the component's labels before predicting
+    anything: fail in seconds on the wrong data."""
+    n_gold, label_files = gold_label_files(path)
+    check_gold_labels(n_gold, label_files, name, list(labels), str(path), False)
 
 
 def compute_metrics(arrays: PredictionArrays, thresholds: Mapping[str, float]) -> Dict[str, Any]:

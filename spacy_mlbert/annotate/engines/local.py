@@ -1,27 +1,26 @@
 """The local engine: the pipeline runs in this process (or in spaCy's worker
 processes with ``n_process`` > 1).
 
-Annotation is :func:`spacy_mlbert.annotate.annotate`; this module adds
+Annotation is :func:`spacy_mlbert.annotate.jsonl.annotate`; this module adds
 evaluation with ``n_process``.
 """
 from pathlib import Path
-from typing import List
 
-import numpy
 from spacy.language import Language
 
-from ..annotate import check_n_process, spawn_processes
-from ..evaluation import (
+from ..util import check_n_process, spawn_processes
+from ...evaluation.evaluate import (
     DEFAULT_BATCH_SIZE,
     DocsOrPath,
+    GoldCollector,
     PredictionArrays,
     check_batch_size,
+    check_files,
     find_textcat,
     predict_arrays,
     read_gold_docs,
 )
-from ..extensions import install_extensions
-from .gold import GoldCollector, check_files, probabilities
+from ...extensions import install_extensions
 
 
 def predict_arrays_local(
@@ -60,9 +59,7 @@ def predict_arrays_local(
     # only the texts go to the worker processes; the gold documents stay here
     texts = (collector.add(gold) for gold in gold_docs)
     with spawn_processes():
-        rows: List[List[float]] = [
-            probabilities(doc, labels) for doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
-        ]
-    y_prob = numpy.asarray(rows, dtype="f").reshape((len(rows), len(labels)))
-    return collector.arrays(y_prob, where, name, checked=checked)
+        for doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process):
+            collector.add_predicted(doc.cats)
+    return collector.prediction_arrays(where, name, checked=checked)
 

@@ -11,9 +11,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy
 
-from .errors import Errors
-from .markdown import format_number, markdown_table
-from .evaluation import PredictionArrays
+from ..errors import Errors, require_extra
+from .markdown import UNDEFINED, format_number, markdown_table, overall_table, per_label_table
+from .evaluate import PredictionArrays
 
 logger = logging.getLogger("spacy_mlbert")
 
@@ -87,38 +87,9 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
         "## Overall",
         "",
     ]
-    lines += markdown_table(
-        ["Metric", "Value"],
-        [
-            [name, format_number(overall.get(key))]
-            for name, key in [
-                ("Micro precision", "micro_p"),
-                ("Micro recall", "micro_r"),
-                ("Micro F1", "micro_f"),
-                ("Macro precision", "macro_p"),
-                ("Macro recall", "macro_r"),
-                ("Macro F1", "macro_f"),
-                ("Macro ROC AUC", "macro_auc"),
-            ]
-        ],
-    )
+    lines += markdown_table(*overall_table(overall))
     lines += ["", "## Per label", ""]
-    rows = []
-    for label in labels:
-        values = overall["per_label"].get(label)
-        threshold = format_number(metrics["thresholds"].get(label))
-        if values is None:
-            rows.append([label, threshold] + ["–"] * 6)
-            continue
-        rows.append(
-            [label, threshold]
-            + [format_number(values[k]) for k in ("p", "r", "f", "auc")]
-            + [str(values["support"]), str(values["n_known"])]
-        )
-    lines += markdown_table(
-        ["Label", "Threshold", "Precision", "Recall", "F1", "ROC AUC", "Positives", "Annotated"],
-        rows,
-    )
+    lines += markdown_table(*per_label_table(metrics))
     lines += ["", "## F1 per language and label", ""]
     lines += markdown_table(
         ["Language", "Docs", "Macro F1", "Micro F1"] + labels,
@@ -140,7 +111,7 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
         row = [lang, str(scores["n_docs"])]
         for label in labels:
             values = scores["per_label"].get(label)
-            row.append(f"{values['support']} / {values['n_known']}" if values else "–")
+            row.append(f"{values['support']} / {values['n_known']}" if values else UNDEFINED)
         count_rows.append(row)
     lines += markdown_table(["Language", "Docs"] + labels, count_rows)
     if metrics.get("ece"):
@@ -186,6 +157,7 @@ def markdown_calibration(ece: Mapping[str, Any], labels: Sequence[str]) -> List[
 
 
 def _figure(width: float, height: float) -> Any:
+    require_extra("project", "matplotlib", purpose="plot the report")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -244,6 +216,7 @@ def plot_pr_curves(
     path (Union[str, Path]): The PNG file to write.
     RETURNS (Path): The path written.
     """
+    require_extra("project", "sklearn", purpose="plot precision-recall curves")
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     labels = list(arrays.labels)

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import srsly
 from spacy.util import load_config
 
-from .report import markdown_report
+from ..evaluation.report import markdown_report
 
 PROVENANCE_FILE = "MLBERT_PROVENANCE.json"
 

@@ -18,17 +18,17 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from .calibration import calibration_errors, fit_calibration
-from .errors import Errors
-from .evaluation import (
+from ..calibration import calibration_errors, fit_calibration
+from ..errors import Errors
+from ..evaluation.evaluate import (
     DEFAULT_BATCH_SIZE,
     PredictionArrays,
     find_textcat,
     load_pipeline,
     predict_arrays,
 )
-from .metrics import multilabel_scores
-from .pipeline import PRECISION
+from ..metrics import multilabel_scores
+from ..pipeline import PRECISION
 
 logger = logging.getLogger("spacy_mlbert")
 

@@ -1,0 +1,187 @@
+"""Helpers shared by the local annotation (:mod:`.jsonl`) and the engines
+(:mod:`.engines`): reading a JSONL line as annotate does, the line windows
+that make the batches, and writing an annotated record.
+
+Both engines read, check and write a line through these functions, so the
+same input gives the same output (and the same messages) on either.
+"""
+import json
+import multiprocessing
+import unicodedata
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+
+from spacy.tokens import Doc
+
+from ..errors import Errors
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+TEXT_KEY = "text"
+
+
+# How many skipped lines keep their message in the returned counts.
+MAX_REASONS = 20
+
+
+class InvalidLine(ValueError):
+    """A line that is not a record with a text; the message carries the code."""
+
+
+class Line(NamedTuple):
+    number: int
+    record: Optional[Dict[str, Any]]
+    problem: Optional[str] = None
+    blank: bool = False
+
+
+def check_n_process(n_process: Any) -> None:
+    """Raise a coded error unless ``n_process`` is a positive integer."""
+    if isinstance(n_process, bool) or not isinstance(n_process, int) or n_process < 1:
+        raise ValueError(Errors.E090.format(option="n_process", expected="a positive integer", value=n_process))
+
+
+@contextmanager
+def spawn_processes() -> Iterator[None]:
+    """Make nlp.pipe(n_process=...) start its workers with "spawn".
+
+    spaCy starts them with the platform's default, "fork" on Linux; a child
+    forked after torch has run its thread pool hangs on its first forward
+    pass. Spawned children load the pipeline afresh instead (slower to start).
+    """
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
+def parse_line(path: Path, number: int, raw: bytes) -> Line:
+    """Parse one raw line of a JSONL file, as :func:`annotate_jsonl` does.
+
+    path (Path): The file, for the messages.
+    number (int): The 1-based line number (a BOM is stripped on line 1).
+    raw (bytes): The line, with its newline if it has one.
+    RETURNS (Line): The record, or the problem with the line.
+    """
+    if number == 1 and raw.startswith(BOM):
+        raw = raw[len(BOM):]
+    where = describe_line(path, number)
+    has_newline = raw.endswith(b"\n")
+    try:
+        text = raw.decode("utf8")
+    except UnicodeDecodeError as err:
+        detail = f"byte(s) {raw[err.start:err.end].hex(' ')} at byte {err.start + 1}: {err.reason}"
+        return Line(number, None, Errors.E032.format(where=where, detail=detail))
+    if not text.strip():
+        return Line(number, None, f"{where}: blank line", blank=True)
+    record, problem = _parse(text, where, has_newline)
+    return Line(number, record, problem)
+
+
+def check_output_keys(
+    record: Dict[str, Any], path: Path, number: int, cats_key: str, labels_key: str
+) -> None:
+    """Raise E061 if the record already has a field the predictions would overwrite."""
+    for key, option in ((cats_key, "--cats-key"), (labels_key, "--labels-key")):
+        if key in record:
+            raise ValueError(Errors.E061.format(where=describe_line(path, number), key=key, option=option))
+
+
+def predict_text(record: Dict[str, Any]) -> str:
+    """The text the pipeline sees: the converter normalises training texts to
+    NFC, so predictions are made on the same form."""
+    return unicodedata.normalize("NFC", record[TEXT_KEY])
+
+
+def format_record(
+    record: Dict[str, Any], doc: Doc, labels: List[str], cats_key: str, labels_key: str
+) -> str:
+    """The output line (without newline): the record with the predictions added.
+
+    record (Dict[str, Any]): The input object; it gets the two fields.
+    doc (Doc): The document the pipeline made from the record's text.
+    labels (List[str]): The component's labels, in order.
+    cats_key (str): Field for the probabilities.
+    labels_key (str): Field for the thresholded labels.
+    RETURNS (str): The JSON line.
+    """
+    record[cats_key] = {label: float(doc.cats[label]) for label in labels}
+    record[labels_key] = list(doc._.mlbert_labels or [])
+    return dumps(record)
+
+
+def window_of(number: int, batch_size: int) -> int:
+    """The batch (line window) that line ``number`` (1-based) belongs to."""
+    return (number - 1) // batch_size
+
+
+LineRecord = Tuple[int, Dict[str, Any], str]  # line number, record, text to predict
+
+
+def windows(records: Iterable[LineRecord], batch_size: int) -> Iterator[List[LineRecord]]:
+    """Group consecutive records by line window (see the module docstring)."""
+    batch: List[LineRecord] = []
+    for item in records:
+        if batch and window_of(item[0], batch_size) != window_of(batch[0][0], batch_size):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def dumps(record: Dict[str, Any]) -> str:
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf8")
+    except UnicodeEncodeError:
+        # a lone surrogate (from an escape like \ud800 in another field) can't
+        # be written as UTF-8; escaped, it round-trips unchanged
+        line = json.dumps(record, ensure_ascii=True)
+    return line
+
+
+def describe_line(path: Path, number: int) -> str:
+    return f"{path}, line {number}"
+
+
+def _parse(text: str, where: str, has_newline: bool) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return None, Errors.E020.format(where=where, detail="nested too deeply")
+    except json.JSONDecodeError as err:
+        template = Errors.E020 if has_newline else Errors.E021
+        return None, template.format(where=where, detail=f"{err.msg} at column {err.colno}")
+    except ValueError as err:  # e.g. an integer too long to convert
+        return None, Errors.E020.format(where=where, detail=str(err))
+    if not isinstance(value, dict):
+        return None, Errors.E022.format(where=where, kind=type(value).__name__)
+    if TEXT_KEY not in value or value[TEXT_KEY] is None:
+        problem = "missing" if TEXT_KEY not in value else "null"
+        return value, Errors.E023.format(where=where, problem=problem)
+    text_value = value[TEXT_KEY]
+    if not isinstance(text_value, str):
+        return value, Errors.E024.format(where=where, kind=type(text_value).__name__, value=repr(text_value)[:40])
+    if not text_value.strip():
+        return value, Errors.E025.format(where=where, problem="is empty or holds only whitespace")
+    if any("\ud800" <= char <= "\udfff" for char in text_value):
+        problem = "holds a lone surrogate (an escape such as \\ud800 that is not a character)"
+        return value, Errors.E025.format(where=where, problem=problem)
+    return value, None
+
+
+def count_lines(path: Path) -> int:
+    """Lines in the file (a last line without a newline counts), for the progress bar."""
+    count = 0
+    last = b"\n"
+    with path.open("rb") as file_:
+        for chunk in iter(lambda: file_.read(1 << 20), b""):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + int(last != b"\n")

@@ -1,0 +1,1 @@
+"""Training beyond one ``spacy train`` run: staged training (:mod:`.staged`)."""

@@ -1,0 +1,1 @@
+"""Decision thresholds tuned on development data (:mod:`.thresholds`)."""
