@@ -412,7 +412,7 @@ def tfidf_anchor(
         predicts are 0), training seconds (every candidate fit, the tuning
         included), prediction seconds, and what was chosen.
     """
-    from spacy_mlbert.thresholds import tune_thresholds
+    from spacy_mlbert.tuning.thresholds import tune_thresholds
 
     if mode not in TFIDF_MODES:
         raise ValueError(f"mode: one of {TFIDF_MODES}, not '{mode}'")

@@ -28,8 +28,8 @@ from spacy_mlbert.calibration import (
 )
 from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import PredictionArrays, compute_metrics, evaluate_docbin, find_textcat, load_pipeline
-from spacy_mlbert.report import markdown_report, write_report
-from spacy_mlbert.thresholds import tune_pipeline
+from spacy_mlbert.evaluation.report import markdown_report, write_report
+from spacy_mlbert.tuning.thresholds import tune_pipeline
 
 from util import TRAIN_DATA, save_tiny_pipeline
 

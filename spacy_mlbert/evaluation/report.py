@@ -261,7 +261,7 @@ def plot_reliability(arrays: PredictionArrays, path: Union[str, Path]) -> Path:
     path (Union[str, Path]): The PNG file to write.
     RETURNS (Path): The path written.
     """
-    from .calibration import DEFAULT_BINS, calibration_errors, reliability_bins
+    from ..calibration import DEFAULT_BINS, calibration_errors, reliability_bins
 
     mask = arrays.known
     counts, mean_prob, frequency = reliability_bins(arrays.y_true[mask], arrays.y_prob[mask], DEFAULT_BINS)

@@ -147,7 +147,7 @@ def train_staged(
 def count_docs(train_path: Union[str, Path], langs: Optional[Sequence[str]] = None) -> int:
     """Training documents a phase reads: those of ``langs`` (None: all),
     filtered as the project's corpus reader filters them."""
-    from .readers import create_multilingual_corpus_reader
+    from ..readers import create_multilingual_corpus_reader
 
     reader = create_multilingual_corpus_reader(train_path, langs=list(langs) if langs else None)
     return sum(1 for _ in reader(spacy.blank("xx")))
