@@ -86,6 +86,8 @@ def print_calibration(result: Mapping[str, Any]) -> None:
 
     result (Mapping[str, Any]): From thresholds.tune_pipeline.
     """
+    from ..evaluation.markdown import format_number as _fmt
+
     before, after = result["before"], result["after"]
     calibration = result.get("calibration")
     parameters = calibration["parameters"] if calibration else {}
@@ -94,8 +96,8 @@ def print_calibration(result: Mapping[str, Any]) -> None:
     rows = [
         [
             label,
-            _fmt(parameters[label][0]) if label in parameters else "-",
-            _fmt(parameters[label][1]) if label in parameters else "-",
+            _fmt(parameters.get(label, [None, None])[0]),
+            _fmt(parameters.get(label, [None, None])[1]),
             _fmt(before["per_label_ece"].get(label)),
             _fmt(after["per_label_ece"].get(label)),
         ]

@@ -18,7 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from ..calibration import calibration_errors, fit_calibration
+from ..calibration import calibration_errors, check_arrays, fit_calibration
 from ..errors import Errors
 from ..evaluation.evaluate import (
     DEFAULT_BATCH_SIZE,
@@ -184,7 +184,7 @@ def tune_thresholds(
     RETURNS (Dict[str, float]): {label: threshold}, in label order.
     """
     _check_method(method)
-    y_true, y_prob, known = _check_arrays(y_true, y_prob, known, labels)
+    y_true, y_prob, known = check_arrays(y_true, y_prob, known, labels)
     fixed_candidates = _grid_candidates(grid) if grid is not None else None
     fallback = fallback or {}
     columns = {}
@@ -336,19 +336,6 @@ def _summary(arrays: PredictionArrays, thresholds: Mapping[str, float]) -> Dict[
         "per_label_ece": ece["per_label"],
     }
 
-
-def _check_arrays(
-    y_true: Any, y_prob: Any, known: Any, labels: Sequence[str]
-) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-    y_true = numpy.asarray(y_true)
-    y_prob = numpy.asarray(y_prob)
-    if y_prob.dtype.kind != "f":
-        y_prob = y_prob.astype("f8")
-    known = numpy.asarray(known, dtype=bool)
-    shapes = [y_true.shape, y_prob.shape, known.shape]
-    if any(len(shape) != 2 or shape != (y_true.shape[0], len(labels)) for shape in shapes):
-        raise ValueError(Errors.E055.format(n_labels=len(labels), shapes=shapes))
-    return y_true, y_prob, known
 
 
 def _check_method(method: str) -> None:
