@@ -235,8 +235,10 @@ def test_quality_stock_and_plain_anchors(semeval_dirs, tiny_xlmr_dir):
         assert set(system["per_language"]) == {"eng", "rus", "afr"}
         assert "disgust" not in system["per_language"]["eng"]["labels"]
         assert all(0.0 <= s["macro_f"] <= 1.0 for s in system["per_language"].values())
-        assert system["zero_shot_average"]["macro_f"] is not None and system["train_seconds"] > 0
+        # the tiny plain training can round to 0.0 s; a spacy train run cannot
+        assert system["zero_shot_average"]["macro_f"] is not None and system["train_seconds"] >= 0
         assert len(system["predictions"]) == sum(results["settings"]["eval_texts"].values())
+    assert stock["train_seconds"] > 0
     assert stock["settings"]["architecture"] == "spacy.TextCatEnsemble.v2" and stock["settings"]["threshold"] == 0.5
     assert set(stock["with_tuned_thresholds"]["thresholds"]) == set(LABELS)
     assert plain["settings"]["epochs"] == 1
