@@ -15,16 +15,8 @@ LANGS = ["en", "en", "es", "fr", "zh", "ar"]
 
 @pytest.mark.slow
 def test_staged_phases_chain_encoders(tiny_xlmr_dir):
-    install_extensions()
-    nlp = spacy.blank("xx")
-    docs = []
-    for (text, cats), lang in zip(TRAIN_DATA, LANGS):
-        doc = nlp.make_doc(text)
-        doc.cats = cats
-        doc._.mlbert_lang = lang
-        docs.append(doc)
     with make_tempdir() as tmp_dir:
-        DocBin(docs=docs, store_user_data=True).to_disk(tmp_dir / "train.spacy")
+        _docbin(tmp_dir)
         config = load_config(CONFIG, interpolate=False)
         config["training"]["max_epochs"] = 2
         config["training"]["eval_frequency"] = 2
