@@ -80,6 +80,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"Subset of {','.join(SYSTEMS)}")
     parser.add_argument("--mlbert-set", action="append", default=[], metavar="KEY=VALUE", help="Config override for mlbert (repeatable), e.g. components.mlbert_textcat.pos_weight=\"auto\"; initialize.after_init=null trains the word embeddings")
     parser.add_argument("--mlbert-model", type=Path, help="Score this trained mlbert pipeline (e.g. a --keep-models one from a run with the same data settings) instead of training one: tunes its thresholds and scores it; training seconds are then 0")
+    parser.add_argument("--mlbert-staged", default="", metavar="LANGS", help="Train mlbert by staged training instead: one phase per language of LANGS in this order (each handing its encoder on), then the joint phase the default trains (spacy_mlbert.training.staged)")
+    parser.add_argument("--stage-epochs", type=int, default=2, help="Epochs of each language phase of --mlbert-staged")
     parser.add_argument("--mlbert-name", default="mlbert", help="Name of the mlbert system in the results (for experiments)")
     parser.add_argument("--batch-size", type=int, default=64, help="Texts per nlp.pipe / forward batch when predicting")
     parser.add_argument("--work-dir", type=Path, help="Where DocBins and models go (default: a temporary folder, deleted)")
@@ -257,6 +259,8 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
     name = args.mlbert_name
     if args.mlbert_model:
         model_dir, train_s = args.mlbert_model, 0.0
+    elif args.mlbert_staged:
+        model_dir, train_s = train_staged(config, paths, args, name)
     else:
         model_dir, train_s = common.spacy_train(config, paths["work"], name, overrides)
     start = time.perf_counter()
@@ -291,9 +295,30 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
             "tune_method": args.tune_method,
             "holdout_macro_f": {"before": tuning["before"]["macro_f"], "after": tuning["after"]["macro_f"]},
             "at_threshold_0.5": {"per_language": at_default["per_language"], "average": at_default["average"], "zero_shot_average": at_default["zero_shot_average"]},
-            "settings": {"config": str(args.config), "overrides": overrides, "variant": variant, "trained_model": str(args.mlbert_model) if args.mlbert_model else None},
+            "settings": {"config": str(args.config), "overrides": overrides, "variant": variant, "trained_model": str(args.mlbert_model) if args.mlbert_model else None, "staged": {"langs": args.mlbert_staged, "stage_epochs": args.stage_epochs} if args.mlbert_staged else None},
         },
     )
+
+
+def train_staged(config, paths: Dict[str, Path], args: argparse.Namespace, name: str):
+    """mlbert by staged training on the same fit and held-out DocBins: its
+    joint phase is sized as the default's run (the same epochs, per-epoch
+    scoring and schedule; ``phase_overrides``), preceded by one phase of
+    ``--stage-epochs`` per language. RETURNS the joint phase's model-best and
+    the wall seconds of all phases."""
+    from spacy_mlbert.training.staged import parse_langs
+    from spacy_mlbert.training.staged import train_staged as run_phases
+
+    config_path = paths["work"] / f"{name}.cfg"
+    config["training"]["max_epochs"] = args.epochs
+    config.to_disk(config_path)
+    start = time.perf_counter()
+    phases = run_phases(
+        config_path, paths["fit"], paths["holdout"], paths["work"] / name,
+        langs=parse_langs(args.mlbert_staged), encoder=str(args.encoder),
+        stage_overrides={"training.max_epochs": args.stage_epochs},
+    )
+    return phases["joint"], time.perf_counter() - start
 
 
 def _train_cell(result: Dict[str, Any]) -> str:

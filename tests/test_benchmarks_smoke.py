@@ -204,6 +204,25 @@ def test_quality_experiment_override(semeval_dirs, tiny_xlmr_dir):
     assert all(0.0 <= row["mean_macro_f"] <= 1.0 for row in cv["methods"].values())
 
 
+def test_quality_staged_mlbert(semeval_dirs, tiny_xlmr_dir):
+    """--mlbert-staged trains a phase per language, then the joint phase,
+    which is the model scored; the seconds are those of all phases."""
+    work = semeval_dirs / "work"
+    results = quality.main(
+        _quality_args(
+            semeval_dirs, tiny_xlmr_dir, semeval_dirs / "staged.json", "--systems", "mlbert",
+            "--mlbert-name", "staged", "--mlbert-staged", "rus,eng", "--stage-epochs", "1",
+            "--keep-models", "--work-dir", str(work),
+        )
+    )["systems"]["staged"]
+    assert results["settings"]["staged"] == {"langs": "rus,eng", "stage_epochs": 1}
+    assert results["train_seconds"] > 0
+    phases = sorted(path.name for path in (work / "staged").iterdir())
+    assert phases == ["joint", "phase1-rus", "phase2-eng"]
+    assert (work / "staged" / "joint" / "model-best").exists()
+    assert 0.0 <= results["average"]["macro_f"] <= 1.0
+
+
 def test_speed_quick_inference_matches_raw(tiny_xlmr_dir):
     with make_tempdir() as tmp:
         dev = tmp / "dev"
