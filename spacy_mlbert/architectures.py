@@ -7,12 +7,14 @@ from typing import Callable, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
+from spacy_transformers.data_classes import TransformerData
 from spacy_transformers.layers import TransformerListener
 from spacy_transformers.layers.split_trf import split_trf_batch
-from thinc.api import Dropout, LayerNorm, Linear, Model, chain
+from thinc.api import Dropout, LayerNorm, Linear, Model, chain, noop
 from thinc.types import Floats2d
 
-from .layers import CheckedTransformerModel, WordpiecePooling, sum_logits
+from .errors import Errors
+from .layers import CheckedTransformerModel, LabelAttention, WordpiecePooling, resize_label_attention, sum_logits
 
 
 # spacy-transformers' TransformerModel.v3 for the shared ``transformer``
@@ -28,14 +30,30 @@ def build_wordpiece_listener_v1(
 
     upstream (str): Name of the transformer component to listen to; "*" takes
         the first one in the pipeline.
-    pooling (str): "mean" (all wordpieces of all windows) or "cls" (first wordpiece).
+    pooling (str): "mean" (all wordpieces of all windows), "cls" (first
+        wordpiece), or "none": no pooling, each document's TransformerData
+        is returned for a head that pools itself (LabelAttentionClassifier).
     grad_factor (float): Scales the gradient this component sends to the transformer.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     listener = TransformerListener(upstream_name=upstream)
-    model = chain(listener, WordpiecePooling(pooling, grad_factor=grad_factor))
+    if pooling == UNPOOLED:
+        _check_unpooled(grad_factor)
+        model = chain(listener, noop())  # the shape of the pooled listeners
+    else:
+        model = chain(listener, WordpiecePooling(pooling, grad_factor=grad_factor))
     model.set_ref("listener", listener)
     return model
+
+
+# A listener's pooling for heads that pool the wordpieces themselves: the
+# listener then returns each document's TransformerData as it is.
+UNPOOLED = "none"
+
+
+def _check_unpooled(grad_factor: float) -> None:
+    if grad_factor != 1.0:
+        raise ValueError(Errors.E151.format(value=grad_factor))
 
 
 @registry.architectures("spacy-mlbert.WordpieceTransformer.v1")
@@ -56,7 +74,7 @@ def build_wordpiece_transformer_v1(
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
     tokenizer_config (Optional[dict]): Settings passed to the Hugging Face tokenizer.
     transformer_config (Optional[dict]): Settings passed to the Hugging Face model.
-    pooling (str): "mean" (all wordpieces of all windows) or "cls" (first wordpiece).
+    pooling (str): "mean", "cls" or "none", as for WordpieceListener.v1.
     grad_factor (float): Scales the gradient sent to the transformer.
     mixed_precision (bool): Use mixed precision on GPU.
     grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
@@ -73,10 +91,14 @@ def build_wordpiece_transformer_v1(
     # chain(chain(transformer, split), pooling): the shape that
     # nlp.replace_listeners leaves in a WordpieceListener, so that a pipeline
     # whose listener was replaced loads from its config.
-    model = chain(
-        chain(transformer, split_trf_batch()),
-        WordpiecePooling(pooling, grad_factor=grad_factor),
-    )
+    if pooling == UNPOOLED:
+        _check_unpooled(grad_factor)
+        model = chain(chain(transformer, split_trf_batch()), noop())
+    else:
+        model = chain(
+            chain(transformer, split_trf_batch()),
+            WordpiecePooling(pooling, grad_factor=grad_factor),
+        )
     model.set_ref("transformer", transformer)
     return model
 
@@ -179,6 +201,41 @@ def _resize_branches(model: Model, new_nO: int) -> Model:
     for ref in ("head", "linear_model"):
         branch = model.get_ref(ref)
         branch.attrs["resize_output"](branch, new_nO)
+    model.set_dim("nO", new_nO, force=True)
+    return model
+
+
+@registry.architectures("spacy-mlbert.LabelAttentionClassifier.v1")
+def build_label_attention_classifier_v1(
+    tok2vec: Model[List[Doc], List[TransformerData]],
+    *,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """One learned query per label attends over the document's wordpieces;
+    each label scores the vector it pooled (layers/label_attention.py).
+
+    tok2vec (Model[List[Doc], List[TransformerData]]): The wordpieces of each
+        document, unpooled: "spacy-mlbert.WordpieceListener.v1" with
+        ``pooling = "none"``.
+    dropout (float): Dropout rate on each label's pooled vector.
+    nO (Optional[int]): Number of labels, inferred at initialization if None.
+    RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
+    """
+    output_layer = LabelAttention(nO, dropout=dropout)
+    model = chain(tok2vec, output_layer)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("output_layer", output_layer)
+    model.attrs["multi_label"] = True
+    model.attrs["resize_output"] = _resize_label_attention
+    return model
+
+
+def _resize_label_attention(model: Model, new_nO: int) -> Model:
+    old_layer = model.get_ref("output_layer")
+    new_layer = resize_label_attention(old_layer, new_nO)
+    model.layers[model.layers.index(old_layer)] = new_layer
+    model.set_ref("output_layer", new_layer)
     model.set_dim("nO", new_nO, force=True)
     return model
 

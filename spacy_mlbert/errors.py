@@ -419,6 +419,13 @@ class Errors(metaclass=ErrorsWithCodes):
         "The calibration names label(s) {labels} that component '{name}' does "
         "not have (its labels: {known}). Remove them or add the labels first."
     )
+    # label attention
+    E150 = "Label attention's dropout must be in [0, 1), got {value!r}."
+    E151 = (
+        "A WordpieceListener with pooling 'none' passes the wordpieces on "
+        "unpooled, for a head that pools them itself (LabelAttentionClassifier); "
+        "it cannot scale their gradient: leave grad_factor at 1.0 (got {value!r})."
+    )
     E140 = (
         "To {purpose}, spacy-mlbert needs {packages}, which {verb} not "
         "installed: the '{extra}' extra of spacy-mlbert has {them}. Install it "
