@@ -59,41 +59,37 @@ def _loss(layer, X, weights) -> float:
     return float((Y * weights).sum())
 
 
+def _numeric_grad(values: numpy.ndarray, loss, eps: float = 1e-2) -> numpy.ndarray:
+    """Central differences of ``loss()`` in every entry of ``values``,
+    changed in place and restored (float32, hence the large step)."""
+    grad = numpy.zeros_like(values)
+    for index in numpy.ndindex(values.shape):
+        saved = values[index]
+        values[index] = saved + eps
+        up = loss()
+        values[index] = saved - eps
+        down = loss()
+        values[index] = saved
+        grad[index] = (up - down) / (2 * eps)
+    return grad
+
+
 def test_label_attention_gradients_match_finite_differences():
     """backprop of sum(Y * weights) against central differences for every
-    parameter and for the wordpiece vectors (float32, hence the step)."""
+    parameter and for the wordpiece vectors."""
     layer = _layer()
     X = _batch()
     weights = numpy.random.RandomState(1).normal(size=(2, 3)).astype("f")
     Y, backprop = layer(X, is_train=True)
     d_inputs = backprop(weights)
-    eps = 1e-2
+    loss = lambda: _loss(layer, X, weights)  # noqa: E731
     for name in ("Q", "W", "b"):
-        param = layer.get_param(name)
-        analytic = layer.get_grad(name)
-        numeric = numpy.zeros_like(param)
-        for index in numpy.ndindex(param.shape):
-            saved = param[index]
-            param[index] = saved + eps
-            up = _loss(layer, X, weights)
-            param[index] = saved - eps
-            down = _loss(layer, X, weights)
-            param[index] = saved
-            numeric[index] = (up - down) / (2 * eps)
-        numpy.testing.assert_allclose(analytic, numeric, rtol=1e-2, atol=2e-3, err_msg=name)
+        numeric = _numeric_grad(layer.get_param(name), loss)
+        numpy.testing.assert_allclose(layer.get_grad(name), numeric, rtol=1e-2, atol=2e-3, err_msg=name)
     for trf_data, d_input in zip(X, d_inputs):
         hidden = trf_data.model_output.last_hidden_state
         analytic = d_input.model_output.last_hidden_state
-        numeric = numpy.zeros_like(hidden)
-        for index in numpy.ndindex(hidden.shape):
-            saved = hidden[index]
-            hidden[index] = saved + eps
-            up = _loss(layer, X, weights)
-            hidden[index] = saved - eps
-            down = _loss(layer, X, weights)
-            hidden[index] = saved
-            numeric[index] = (up - down) / (2 * eps)
-        numpy.testing.assert_allclose(analytic, numeric, rtol=1e-2, atol=2e-3)
+        numpy.testing.assert_allclose(analytic, _numeric_grad(hidden, loss), rtol=1e-2, atol=2e-3)
         mask = trf_data.wordpieces.attention_mask[:, : hidden.shape[1]]
         assert numpy.all(analytic[mask == 0] == 0.0)  # padding gets no gradient
 
