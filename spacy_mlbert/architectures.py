@@ -37,11 +37,7 @@ def build_wordpiece_listener_v1(
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     listener = TransformerListener(upstream_name=upstream)
-    if pooling == UNPOOLED:
-        _check_unpooled(grad_factor)
-        model = chain(listener, noop())  # the shape of the pooled listeners
-    else:
-        model = chain(listener, WordpiecePooling(pooling, grad_factor=grad_factor))
+    model = chain(listener, _pooling_layer(pooling, grad_factor))
     model.set_ref("listener", listener)
     return model
 
@@ -51,9 +47,14 @@ def build_wordpiece_listener_v1(
 UNPOOLED = "none"
 
 
-def _check_unpooled(grad_factor: float) -> None:
+def _pooling_layer(pooling: str, grad_factor: float) -> Model:
+    """WordpiecePooling, or for "none" a no-op in its place (the listeners
+    keep one shape whatever the pooling)."""
+    if pooling != UNPOOLED:
+        return WordpiecePooling(pooling, grad_factor=grad_factor)
     if grad_factor != 1.0:
         raise ValueError(Errors.E151.format(value=grad_factor))
+    return noop()
 
 
 @registry.architectures("spacy-mlbert.WordpieceTransformer.v1")
@@ -91,14 +92,7 @@ def build_wordpiece_transformer_v1(
     # chain(chain(transformer, split), pooling): the shape that
     # nlp.replace_listeners leaves in a WordpieceListener, so that a pipeline
     # whose listener was replaced loads from its config.
-    if pooling == UNPOOLED:
-        _check_unpooled(grad_factor)
-        model = chain(chain(transformer, split_trf_batch()), noop())
-    else:
-        model = chain(
-            chain(transformer, split_trf_batch()),
-            WordpiecePooling(pooling, grad_factor=grad_factor),
-        )
+    model = chain(chain(transformer, split_trf_batch()), _pooling_layer(pooling, grad_factor))
     model.set_ref("transformer", transformer)
     return model
 

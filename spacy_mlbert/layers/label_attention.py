@@ -14,7 +14,7 @@ The queries start at zero, where every label's attention is uniform: the
 layer starts as mean pooling with one linear output per label, and learns to
 look elsewhere only where that helps.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy
 from spacy_transformers.data_classes import TransformerData
@@ -35,14 +35,12 @@ def LabelAttention(
     nI: Optional[int] = None,
     *,
     dropout: float = 0.1,
-    grad_factor: float = 1.0,
 ) -> Model[InT, OutT]:
     """One logit per label from the transformer's wordpiece outputs.
 
     nO (Optional[int]): Number of labels, inferred at initialization if None.
     nI (Optional[int]): Width of the wordpiece vectors, inferred if None.
     dropout (float): Dropout rate on the standardised pooled vectors.
-    grad_factor (float): Scales the gradient passed back to the transformer.
     RETURNS (Model[List[TransformerData], Floats2d]): Logits, (n_docs, nO).
     """
     if not 0.0 <= dropout < 1.0:
@@ -53,7 +51,7 @@ def LabelAttention(
         init=init,
         dims={"nO": nO, "nI": nI},
         params={"Q": None, "W": None, "b": None},
-        attrs={"dropout_rate": dropout, "grad_factor": grad_factor},
+        attrs={"dropout_rate": dropout},
     )
 
 
@@ -62,7 +60,7 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = N
         model.set_dim("nO", Y.shape[1])
     if X is not None and not model.has_dim("nI"):
         for trf_data in X:
-            hidden = _wordpieces(model.ops, trf_data)
+            hidden, _ = _wordpieces(model.ops, trf_data)
             if hidden is not None:
                 model.set_dim("nI", hidden.shape[1])
                 break
@@ -77,23 +75,18 @@ def _check_input(trf_data: TransformerData) -> None:
         raise ValueError(Errors.E008.format(type=type(trf_data).__name__))
 
 
-def _wordpieces(ops, trf_data: TransformerData) -> Optional[Floats2d]:
+def _wordpieces(ops, trf_data: TransformerData) -> Tuple[Optional[Floats2d], Any]:
     """The document's unmasked wordpiece vectors, all windows in a row
-    (n, width), or None for a document without any."""
+    (n, width), and where they stand in the transformer's output (a boolean
+    (windows, wordpieces) mask); (None, None) for a document without any."""
     _check_input(trf_data)
     if "last_hidden_state" not in trf_data.model_output:
-        return None  # spacy-transformers gives empty docs no windows at all
+        return None, None  # spacy-transformers gives empty docs no windows at all
     hidden = trf_data.model_output.last_hidden_state
     if not hidden.size:
-        return None
-    keep = _kept(ops, trf_data, hidden.shape)
-    return hidden[keep] if keep.any() else None
-
-
-def _kept(ops, trf_data: TransformerData, shape: Tuple[int, ...]):
-    """Where the attention mask lets a wordpiece in (windows, wordpieces)."""
-    mask = ops.asarray(trf_data.wordpieces.attention_mask)[:, : shape[1]]
-    return mask > 0
+        return None, None
+    kept = ops.asarray(trf_data.wordpieces.attention_mask)[:, : hidden.shape[1]] > 0
+    return (hidden[kept], kept) if kept.any() else (None, None)
 
 
 def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Callable]:
@@ -105,7 +98,7 @@ def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Call
     Y = ops.alloc2f(len(X), nO)
     saved: List[Optional[tuple]] = []
     for i, trf_data in enumerate(X):
-        x = _wordpieces(ops, trf_data)
+        x, kept = _wordpieces(ops, trf_data)
         if x is None:
             saved.append(None)  # no wordpieces: the logits are the biases
             Y[i] = b
@@ -119,11 +112,10 @@ def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Call
         keep = ops.get_dropout_mask(normed.shape, rate) if rate else None
         dropped = normed * keep if keep is not None else normed
         Y[i] = (dropped * W).sum(axis=1) + b
-        saved.append((x, attention, normed, inv_std, keep, dropped))
+        saved.append((x, kept, attention, normed, inv_std, keep, dropped))
 
     def backprop(dY: OutT) -> InT:
         dQ, dW, db = ops.alloc2f(nO, nI), ops.alloc2f(nO, nI), ops.alloc1f(nO)
-        grad_factor = model.attrs["grad_factor"]
         d_inputs: List[TransformerData] = []
         for trf_data, state, d_logits in zip(X, saved, dY):
             db += d_logits
@@ -132,7 +124,7 @@ def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Call
                     shape = trf_data.model_output.last_hidden_state.shape
                     d_inputs.append(_as_input(trf_data, ops.xp.zeros(shape, dtype="f")))
                 continue
-            x, attention, normed, inv_std, keep, dropped = state
+            x, kept, attention, normed, inv_std, keep, dropped = state
             dW += d_logits[:, None] * dropped
             d_normed = d_logits[:, None] * W
             if keep is not None:
@@ -148,7 +140,7 @@ def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Call
             d_scores = attention * (d_attention - (d_attention * attention).sum(axis=0, keepdims=True))
             dQ += scale * (d_scores.T @ x)
             dx += scale * (d_scores @ Q)
-            d_inputs.append(_scatter(ops, trf_data, dx * grad_factor))
+            d_inputs.append(_scatter(ops, trf_data, kept, dx))
         model.inc_grad("Q", dQ)
         model.inc_grad("W", dW)
         model.inc_grad("b", db)
@@ -164,12 +156,12 @@ def _softmax_columns(ops, scores: Floats2d) -> Floats2d:
     return exp / exp.sum(axis=0, keepdims=True)
 
 
-def _scatter(ops, trf_data: TransformerData, dx: Floats2d) -> TransformerData:
-    """The gradient of the unmasked wordpieces, put back in the shape of the
-    transformer's output (masked positions get none)."""
+def _scatter(ops, trf_data: TransformerData, kept, dx: Floats2d) -> TransformerData:
+    """The gradient of the unmasked wordpieces (at ``kept``), put back in the
+    shape of the transformer's output (masked positions get none)."""
     hidden = trf_data.model_output.last_hidden_state
     d_hidden = ops.xp.zeros(hidden.shape, dtype=hidden.dtype)
-    d_hidden[_kept(ops, trf_data, hidden.shape)] = dx
+    d_hidden[kept] = dx
     return _as_input(trf_data, d_hidden)
 
 
@@ -190,7 +182,6 @@ def resize_label_attention(model: Model[InT, OutT], new_nO: int) -> Model[InT, O
         new_nO,
         model.get_dim("nI") if model.has_dim("nI") else None,
         dropout=model.attrs["dropout_rate"],
-        grad_factor=model.attrs["grad_factor"],
     )
     if model.has_param("W") is not True:
         return bigger
