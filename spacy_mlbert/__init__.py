@@ -1,13 +1,13 @@
 """spacy-mlbert: multilingual multi-label text classification for spaCy.
 
 Importing the package registers the ``mlbert_textcat`` factory, the
-``spacy-mlbert.*`` architectures, scorer, reader, schedule, callback, tokenizer
+``spacy-mlbert.*`` architectures, scorer, reader, optimizer, schedule, callback, tokenizer
 and span getter; installed, they are also found
 through entry points without an import.
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import architectures, callbacks, readers, schedules, scorers, span_getters, tokenizer  # noqa: F401  (registers the names)
+from . import architectures, callbacks, optimizers, readers, schedules, scorers, span_getters, tokenizer  # noqa: F401  (registers the names)
 from .extensions import install_extensions
 from .pipeline import MultiLabelBertCategorizer, make_mlbert_textcat
 

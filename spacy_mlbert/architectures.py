@@ -67,6 +67,7 @@ def build_wordpiece_transformer_v1(
     grad_factor: float = 1.0,
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
+    input_prefix: str = "",
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a transformer owned by this component
     (no shared ``transformer`` component needed).
@@ -79,6 +80,8 @@ def build_wordpiece_transformer_v1(
     grad_factor (float): Scales the gradient sent to the transformer.
     mixed_precision (bool): Use mixed precision on GPU.
     grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
+    input_prefix (str): Text the tokenizer puts before every window, as for
+        TransformerModel.v1.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     transformer = CheckedTransformerModel(
@@ -88,6 +91,7 @@ def build_wordpiece_transformer_v1(
         transformer_config,
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
+        input_prefix=input_prefix,
     )
     # chain(chain(transformer, split), pooling): the shape that
     # nlp.replace_listeners leaves in a WordpieceListener, so that a pipeline

@@ -426,6 +426,21 @@ class Errors(metaclass=ErrorsWithCodes):
         "unpooled, for a head that pools them itself (LabelAttentionClassifier); "
         "it cannot scale their gradient: leave grad_factor at 1.0 (got {value!r})."
     )
+    # input prefix
+    E152 = (
+        "input_prefix needs a fast tokenizer (one backed by the 'tokenizers' "
+        "library); the encoder's is a {tokenizer}. Set use_fast = true in "
+        "[components.transformer.model.tokenizer_config], or leave input_prefix empty."
+    )
+    E153 = (
+        "The encoder's tokenizer already puts the input prefix {existing!r} "
+        "before each text, not {prefix!r}: a pipeline keeps its prefix when "
+        "saved. Set input_prefix to {existing!r}, or start from the encoder's "
+        "own folder."
+    )
+    # optimizer
+    E154 = "layer_decay must be in (0, 1], got {value!r}: 1 gives every layer the same rate."
+    E155 = "layers must be the encoder's number of layers, a positive integer; got {value!r}."
     E140 = (
         "To {purpose}, spacy-mlbert needs {packages}, which {verb} not "
         "installed: the '{extra}' extra of spacy-mlbert has {them}. Install it "

@@ -8,7 +8,14 @@ trained pipeline must keep working after the source folder is gone.
 spacy-transformers drops the wordpieces of a window past the encoder's limit
 without a word. The forward pass here counts them (docs, windows, wordpieces)
 and warns once per batch (W010).
+
+thinc's optimizer keeps the averages of ``use_averages`` keyed ``(shim id,
+parameter name)``, but PyTorchShim.use_params looks for string keys and
+loads a full state dict: averaged weights never reached the encoder, only
+the classifier's own. The shim here reads the optimizer's keys, so that
+``spacy train`` scores and saves the averaged encoder too.
 """
+import contextlib
 import copy
 import warnings
 from functools import partial
@@ -19,9 +26,11 @@ from spacy.tokens import Doc
 from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.layers import TransformerModel
 from spacy_transformers.layers._util import replace_listener_cfg
+from thinc.api import xp2torch
 
 from ..errors import Errors, Warnings
 from ..span_getters import NO_MAX_LENGTH
+from .input_prefix import add_input_prefix
 
 
 def CheckedTransformerModel(
@@ -31,6 +40,7 @@ def CheckedTransformerModel(
     transformer_config: Optional[dict] = None,
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
+    input_prefix: str = "",
 ) -> TransformerModel:
     """A TransformerModel whose initialization names a missing encoder clearly,
     whose forward pass warns (W010) when wordpieces are cut, and which binds a
@@ -42,6 +52,8 @@ def CheckedTransformerModel(
     transformer_config (Optional[dict]): Settings passed to the Hugging Face model.
     mixed_precision (bool): Use mixed precision on GPU.
     grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
+    input_prefix (str): Text the tokenizer puts before every window, e.g.
+        "query: " for the e5 encoders ("" for none; layers/input_prefix.py).
     RETURNS (TransformerModel): The transformer.
     """
     model = TransformerModel(
@@ -52,6 +64,7 @@ def CheckedTransformerModel(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config or {}),
     )
+    model.attrs["input_prefix"] = input_prefix
     return _add_checks(model)
 
 
@@ -60,6 +73,8 @@ def _add_checks(model: TransformerModel) -> TransformerModel:
     model._func = partial(_forward_counting_cuts, model._func)
     model.copy = partial(_copy_checked, model)
     model.attrs["replace_listener_cfg"] = _replace_listener_cfg
+    shim = model.layers[0].shims[0]
+    shim.use_params = partial(_use_params_by_optimizer_key, shim)
     # A span getter that measures wordpieces (spacy-mlbert.wordpiece_strided_spans.v1)
     # reads the tokenizer from this model whenever it makes windows.
     get_spans = model.attrs["get_spans"]
@@ -78,7 +93,34 @@ def _copy_checked(model: TransformerModel) -> TransformerModel:
     copied = TransformerModel.copy(model)
     copied.attrs["name"] = model.attrs["name"]
     copied.attrs["get_spans"] = copy.copy(model.attrs["get_spans"])
+    copied.attrs["input_prefix"] = model.attrs.get("input_prefix", "")
     return _add_checks(copied)
+
+
+@contextlib.contextmanager
+def _use_params_by_optimizer_key(shim, params: dict):
+    """Swap in the weights of ``params`` keyed ``(shim.id, name)`` (the
+    optimizer's averages) for the duration; other keys go to the shim's own
+    ``use_params``. Weights without an entry (frozen ones) stay as they are."""
+    torch_model = shim._model
+    swapped = {}
+    if torch_model is not None:
+        for name, param in torch_model.named_parameters():
+            value = params.get((shim.id, name))
+            if value is not None:
+                swapped[name] = param
+    if not swapped:
+        with type(shim).use_params(shim, params):
+            yield
+        return
+    backup = {name: param.detach().clone() for name, param in swapped.items()}
+    for name, param in swapped.items():
+        param.data.copy_(xp2torch(params[(shim.id, name)], device=param.device))
+    try:
+        yield
+    finally:
+        for name, param in swapped.items():
+            param.data.copy_(backup[name])
 
 
 def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
@@ -90,7 +132,7 @@ def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
         return replace_listener_cfg(transformer_cfg, listener_cfg)
     result = dict(transformer_cfg)
     result["@architectures"] = "spacy-mlbert.WordpieceTransformer.v1"
-    for key in ("pooling", "grad_factor"):
+    for key in ("pooling", "grad_factor"):  # input_prefix is in transformer_cfg
         if key in listener_cfg:
             result[key] = listener_cfg[key]
     return result
@@ -106,6 +148,9 @@ def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> N
         if Path(name).expanduser().exists():
             raise
         raise ValueError(f"{Errors.E010.format(path=name)} (Hugging Face said: {err})") from err
+    # after loading the encoder's tokenizer from its source; a saved pipeline
+    # brings the prefix in its own tokenizer files
+    add_input_prefix(model.tokenizer, model.attrs.get("input_prefix", ""))
 
 
 def _forward_counting_cuts(
