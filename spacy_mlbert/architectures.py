@@ -14,7 +14,7 @@ from thinc.api import Dropout, LayerNorm, Linear, Model, chain, noop
 from thinc.types import Floats2d
 
 from .errors import Errors
-from .layers import CheckedTransformerModel, LabelAttention, WordpiecePooling, resize_label_attention, sum_logits
+from .layers import CheckedTransformerModel, LabelAttention, MultiSampleDropout, WordpiecePooling, resize_label_attention, sum_logits
 
 
 # spacy-transformers' TransformerModel.v3 for the shared ``transformer``
@@ -132,6 +132,7 @@ def build_multilabel_classifier_v2(
     normalize: bool = True,
     dropout: float = 0.1,
     nO: Optional[int] = None,
+    dropout_samples: int = 1,
 ) -> Model[List[Doc], Floats2d]:
     """Document vector -> layer norm -> dropout -> linear: one logit per label.
 
@@ -147,9 +148,12 @@ def build_multilabel_classifier_v2(
         document vector; False gives v1's model.
     dropout (float): Dropout rate before the output layer.
     nO (Optional[int]): Number of labels, inferred at initialization if None.
+    dropout_samples (int): Dropout masks averaged per training step
+        (multi-sample dropout, layers/multi_sample_dropout.py); 1: thinc's Dropout.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
-    between = [LayerNorm(), Dropout(dropout)] if normalize else [Dropout(dropout)]
+    drop = Dropout(dropout) if dropout_samples == 1 else MultiSampleDropout(dropout, dropout_samples)
+    between = [LayerNorm(), drop] if normalize else [drop]
     output_layer = Linear(nO=nO)
     model = chain(tok2vec, *between, output_layer)
     model.set_ref("tok2vec", tok2vec)
@@ -167,6 +171,7 @@ def build_multilabel_classifier_v3(
     normalize: bool = True,
     dropout: float = 0.1,
     nO: Optional[int] = None,
+    dropout_samples: int = 1,
 ) -> Model[List[Doc], Floats2d]:
     """v2's head, plus an optional sparse model whose logits are added to the
     head's: a bag of words (``spacy.TextCatBOW.v3`` with
@@ -179,9 +184,10 @@ def build_multilabel_classifier_v3(
     normalize (bool): Layer norm on the document vector, as in v2.
     dropout (float): Dropout rate before the head's output layer.
     nO (Optional[int]): Number of labels, inferred at initialization if None.
+    dropout_samples (int): Dropout masks averaged per training step, as in v2.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
-    head = build_multilabel_classifier_v2(tok2vec, normalize=normalize, dropout=dropout, nO=nO)
+    head = build_multilabel_classifier_v2(tok2vec, normalize=normalize, dropout=dropout, nO=nO, dropout_samples=dropout_samples)
     if linear_model is None:
         return head
     model = sum_logits(head, linear_model)

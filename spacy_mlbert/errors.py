@@ -441,6 +441,10 @@ class Errors(metaclass=ErrorsWithCodes):
     # optimizer
     E154 = "layer_decay must be in (0, 1], got {value!r}: 1 gives every layer the same rate."
     E155 = "layers must be the encoder's number of layers, a positive integer; got {value!r}."
+    E156 = (
+        "Multi-sample dropout's {name} must be a rate in [0, 1) (dropout) or "
+        "a whole number >= 1 (dropout_samples); got {value!r}."
+    )
     E140 = (
         "To {purpose}, spacy-mlbert needs {packages}, which {verb} not "
         "installed: the '{extra}' extra of spacy-mlbert has {them}. Install it "

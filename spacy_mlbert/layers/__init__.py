@@ -1,4 +1,5 @@
 from .label_attention import LabelAttention, resize_label_attention
+from .multi_sample_dropout import MultiSampleDropout
 from .sum_logits import sum_logits
 from .transformer import CheckedTransformerModel
 from .wordpiece_pooling import POOLINGS, WordpiecePooling
@@ -6,6 +7,7 @@ from .wordpiece_pooling import POOLINGS, WordpiecePooling
 __all__ = [
     "CheckedTransformerModel",
     "LabelAttention",
+    "MultiSampleDropout",
     "POOLINGS",
     "WordpiecePooling",
     "resize_label_attention",
