@@ -80,6 +80,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"Subset of {','.join(SYSTEMS)}")
     parser.add_argument("--mlbert-set", action="append", default=[], metavar="KEY=VALUE", help="Config override for mlbert (repeatable), e.g. components.mlbert_textcat.pos_weight=\"auto\"; initialize.after_init=null trains the word embeddings")
     parser.add_argument("--mlbert-model", type=Path, help="Score this trained mlbert pipeline (e.g. a --keep-models one from a run with the same data settings) instead of training one: tunes its thresholds and scores it; training seconds are then 0")
+    parser.add_argument("--mlbert-ensemble", default="", metavar="PATHS", help="Score the mean probabilities of these trained mlbert pipelines (comma-separated, e.g. the model-best of --keep-models runs with other system.seed values) instead of training: calibrated and tuned on the held-out slice like mlbert; training seconds are then 0")
     parser.add_argument("--mlbert-staged", default="", metavar="LANGS", help="Train mlbert by staged training instead: one phase per language of LANGS in this order (each handing its encoder on), then the joint phase the default trains (spacy_mlbert.training.staged)")
     parser.add_argument("--stage-epochs", type=int, default=2, help="Epochs of each language phase of --mlbert-staged")
     parser.add_argument("--mlbert-name", default="mlbert", help="Name of the mlbert system in the results (for experiments)")
@@ -300,6 +301,53 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
     )
 
 
+def run_ensemble(data: BenchData, y_true: numpy.ndarray, holdout, args: argparse.Namespace) -> Dict[str, Any]:
+    """The mean probabilities of several trained pipelines (a seed ensemble),
+    calibrated per label and tuned on the held-out slice as tune_pipeline
+    tunes one pipeline, then scored."""
+    from spacy_mlbert.calibration import apply_calibration, calibration_errors, fit_calibration, logits_from_probs
+    from spacy_mlbert.evaluation import load_pipeline
+    from spacy_mlbert.metrics import multilabel_scores
+    from spacy_mlbert.tuning.thresholds import tune_thresholds
+
+    load = _loadavg()
+    members = [Path(p) for p in args.mlbert_ensemble.split(",") if p]
+    eval_probs, holdout_probs, predict_s = [], [], 0.0
+    for member in members:
+        nlp = load_pipeline(member)
+        start = time.perf_counter()
+        eval_probs.append(common.pipe_probs(nlp, [r.text for r in data.eval], data.labels, batch_size=args.batch_size))
+        predict_s += time.perf_counter() - start
+        holdout_probs.append(common.pipe_probs(nlp, [r.text for r in holdout], data.labels, batch_size=args.batch_size))
+        del nlp
+        common.free_memory()
+    probs, held = numpy.mean(eval_probs, axis=0), numpy.mean(holdout_probs, axis=0)
+    held_true, held_known = common.label_arrays(holdout, data.labels)
+    parameters, _ = fit_calibration(held_true, held, held_known, data.labels)
+    scale, shift = (numpy.asarray([parameters[label][i] for label in data.labels]) for i in (0, 1))
+    calibrate = lambda p: apply_calibration(logits_from_probs(p), scale, shift)  # noqa: E731
+    tuned = tune_thresholds(held_true, calibrate(held), held_known, data.labels, method=args.tune_method)
+    cuts = numpy.asarray([tuned[label] for label in data.labels], dtype="f")
+    probs = calibrate(probs)
+    at_half = {label: 0.5 for label in data.labels}
+    holdout_before = multilabel_scores(held_true, held, held_known, data.labels, at_half)["macro_f"]
+    holdout_after = multilabel_scores(held_true, calibrate(held), held_known, data.labels, tuned)["macro_f"]
+    at_default = system_result(args.mlbert_name, data, y_true, (numpy.mean(eval_probs, axis=0) >= 0.5).astype("f"), train_seconds=0.0, predict_seconds=predict_s, load_before=load)
+    return system_result(
+        args.mlbert_name, data, y_true, (probs >= cuts[None, :]).astype("f"), train_seconds=0.0,
+        predict_seconds=predict_s, load_before=load,
+        extra={
+            "ece": ece_result(data, probs),
+            "holdout_ece": {"before": calibration_errors(held_true, held, held_known, data.labels)["macro"], "after": calibration_errors(held_true, calibrate(held), held_known, data.labels)["macro"]},
+            "thresholds": tuned,
+            "tune_method": args.tune_method,
+            "holdout_macro_f": {"before": holdout_before, "after": holdout_after},
+            "at_threshold_0.5": {"per_language": at_default["per_language"], "average": at_default["average"], "zero_shot_average": at_default["zero_shot_average"]},
+            "settings": {"ensemble": [str(m) for m in members], "calibration": parameters},
+        },
+    )
+
+
 def train_staged(config, paths: Dict[str, Path], args: argparse.Namespace, name: str):
     """mlbert by staged training on the same fit and held-out DocBins: its
     joint phase is sized as the default's run (the same epochs, per-epoch
@@ -398,6 +446,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             result = run_plain(data, y_true, args)
         elif system == "stock":
             result = run_stock(data, y_true, paths, args, len(fit), project_config, holdout)
+        elif args.mlbert_ensemble:
+            result = run_ensemble(data, y_true, holdout, args)
         else:
             result = run_mlbert(data, y_true, paths, args, len(fit), project_config)
         key = args.mlbert_name if system == "mlbert" else system

@@ -194,6 +194,17 @@ def test_quality_experiment_override(semeval_dirs, tiny_xlmr_dir):
     assert again["tune_method"] == "global" and first["tune_method"] == DEFAULT_METHOD
     assert len(set(again["thresholds"].values())) == 1
     assert again["at_threshold_0.5"] == first["at_threshold_0.5"]
+    # an ensemble of the model with itself is the model, calibrated and tuned alike
+    twice = quality.main(
+        _quality_args(
+            semeval_dirs, tiny_xlmr_dir, semeval_dirs / "twice.json", "--systems", "mlbert", "--mlbert-name", "twice",
+            "--mlbert-ensemble", f"{model},{model}",
+        )
+    )["systems"]["twice"]
+    assert twice["settings"]["ensemble"] == [str(model)] * 2 and twice["train_seconds"] == 0
+    assert twice["at_threshold_0.5"] == first["at_threshold_0.5"]
+    assert twice["predictions"] == first["predictions"] and twice["thresholds"] == first["thresholds"]
+    assert twice["holdout_macro_f"] == pytest.approx(first["holdout_macro_f"])
     # the tuning methods compared on halves of the held-out slice
     cv = threshold_cv.main(
         ["--model", str(model), "--data", str(semeval_dirs / "work" / "holdout.spacy"), "--repeats", "3",
