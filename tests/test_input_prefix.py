@@ -95,3 +95,49 @@ def test_pipeline_with_prefix_trains_saves_and_loads(tiny_xlmr_dir):
     plain.initialize(get_examples=lambda: examples)
     assert len(plain(text)._.trf_data.wordpieces.input_ids[0]) == len(trf.wordpieces.input_ids[0]) - k
     assert numpy.isfinite(list(doc.cats.values())).all()
+
+
+def test_replaced_listener_keeps_the_prefix(tiny_xlmr_dir):
+    fix_random_seed(0)
+    nlp = _prefixed_nlp(tiny_xlmr_dir)
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    text = "I love this, it is great"
+    shared = nlp(text).cats
+    nlp.replace_listeners("transformer", "mlbert_textcat", ["model.tok2vec"])
+    nlp.remove_pipe("transformer")
+    model_cfg = nlp.config["components"]["mlbert_textcat"]["model"]["tok2vec"]
+    assert model_cfg["input_prefix"] == PREFIX
+    own = next(node for node in nlp.get_pipe("mlbert_textcat").model.walk() if node.name == "transformer")
+    assert input_prefix_ids(own.tokenizer) == own.tokenizer(PREFIX, add_special_tokens=False)["input_ids"]
+    assert nlp(text).cats == pytest.approx(shared, abs=1e-6)
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        assert spacy.load(tmp)(text).cats == pytest.approx(shared, abs=1e-6)
+
+
+def test_spacy_transformers_listener_replaced_keeps_the_prefix_in_its_tokenizer(tiny_xlmr_dir):
+    """Stock textcat over the prefixed transformer: spacy-transformers'
+    Tok2VecTransformer has no input_prefix, the copied tokenizer puts it."""
+    from util import transformer_config
+
+    fix_random_seed(0)
+    config = transformer_config(tiny_xlmr_dir)
+    config["model"]["input_prefix"] = PREFIX
+    nlp = spacy.blank("xx")
+    nlp.add_pipe("transformer", config=config)
+    listener = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0, "pooling": {"@layers": "reduce_mean.v1"}, "upstream": "*"}
+    nlp.add_pipe("textcat_multilabel", config={"model": {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": False, "use_reduce_mean": True, "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False, "tok2vec": listener}})
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    text = "I love this, it is great"
+    shared = nlp(text).cats
+    nlp.replace_listeners("transformer", "textcat_multilabel", ["model.tok2vec"])
+    nlp.remove_pipe("transformer")
+    assert "input_prefix" not in nlp.config["components"]["textcat_multilabel"]["model"]["tok2vec"]
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        loaded = spacy.load(tmp)
+    own = next(node for node in loaded.get_pipe("textcat_multilabel").model.walk() if node.name == "transformer")
+    assert input_prefix_ids(own.tokenizer)
+    assert loaded(text).cats == pytest.approx(shared, abs=1e-6)

@@ -126,10 +126,16 @@ def _use_params_by_optimizer_key(shim, params: dict):
 def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
     """The config of a listener replaced by its own copy of the transformer:
     for a WordpieceListener, a WordpieceTransformer with the listener's
-    pooling; spacy-transformers' own listeners get spacy-transformers' answer.
+    pooling; spacy-transformers' own listeners get spacy-transformers' answer
+    (its Tok2VecTransformer has no input_prefix: the copied tokenizer, saved
+    with the pipeline, still puts it).
     """
     if "spacy-mlbert.WordpieceListener" not in listener_cfg.get("@architectures", ""):
-        return replace_listener_cfg(transformer_cfg, listener_cfg)
+        plain = {key: value for key, value in transformer_cfg.items() if key != "input_prefix"}
+        for key in ("tokenizer_config", "transformer_config", "grad_scaler_config"):
+            if key in plain and plain[key] is None:  # Optional here, dicts there
+                plain[key] = {}
+        return replace_listener_cfg(plain, listener_cfg)
     result = dict(transformer_cfg)
     result["@architectures"] = "spacy-mlbert.WordpieceTransformer.v1"
     for key in ("pooling", "grad_factor"):  # input_prefix is in transformer_cfg
