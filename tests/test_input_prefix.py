@@ -8,9 +8,10 @@ from spacy.util import fix_random_seed, make_tempdir
 from transformers import AutoTokenizer
 
 from spacy_mlbert.layers.input_prefix import add_input_prefix, input_prefix_ids
-from util import make_examples, make_nlp
+from util import make_examples, make_nlp, transformer_config
 
 PREFIX = "query: "
+TEXT = "I love this, it is great"
 
 
 @pytest.fixture(params=["tiny_xlmr_dir", "tiny_bert_dir"])
@@ -74,7 +75,7 @@ def test_pipeline_with_prefix_trains_saves_and_loads(tiny_xlmr_dir):
         nlp.update(examples, sgd=optimizer)
     tokenizer = nlp.get_pipe("transformer").model.tokenizer
     prefix_ids = tokenizer(PREFIX, add_special_tokens=False)["input_ids"]
-    text = "I love this, it is great"
+    text = TEXT
     doc = nlp(text)
     trf = doc._.trf_data
     k = len(prefix_ids)
@@ -97,47 +98,46 @@ def test_pipeline_with_prefix_trains_saves_and_loads(tiny_xlmr_dir):
     assert numpy.isfinite(list(doc.cats.values())).all()
 
 
+def _replaced(nlp, component: str):
+    """Initialize ``nlp``, give ``component`` its own copy of the transformer;
+    RETURNS the cats of TEXT before, and that copy."""
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    shared = nlp(TEXT).cats
+    nlp.replace_listeners("transformer", component, ["model.tok2vec"])
+    nlp.remove_pipe("transformer")
+    own = next(node for node in nlp.get_pipe(component).model.walk() if node.name == "transformer")
+    return shared, own
+
+
 def test_replaced_listener_keeps_the_prefix(tiny_xlmr_dir):
     fix_random_seed(0)
     nlp = _prefixed_nlp(tiny_xlmr_dir)
-    examples = make_examples(nlp)
-    nlp.initialize(get_examples=lambda: examples)
-    text = "I love this, it is great"
-    shared = nlp(text).cats
-    nlp.replace_listeners("transformer", "mlbert_textcat", ["model.tok2vec"])
-    nlp.remove_pipe("transformer")
-    model_cfg = nlp.config["components"]["mlbert_textcat"]["model"]["tok2vec"]
-    assert model_cfg["input_prefix"] == PREFIX
-    own = next(node for node in nlp.get_pipe("mlbert_textcat").model.walk() if node.name == "transformer")
+    shared, own = _replaced(nlp, "mlbert_textcat")
+    assert nlp.config["components"]["mlbert_textcat"]["model"]["tok2vec"]["input_prefix"] == PREFIX
     assert input_prefix_ids(own.tokenizer) == own.tokenizer(PREFIX, add_special_tokens=False)["input_ids"]
-    assert nlp(text).cats == pytest.approx(shared, abs=1e-6)
+    assert nlp(TEXT).cats == pytest.approx(shared, abs=1e-6)
     with make_tempdir() as tmp:
         nlp.to_disk(tmp)
-        assert spacy.load(tmp)(text).cats == pytest.approx(shared, abs=1e-6)
+        assert spacy.load(tmp)(TEXT).cats == pytest.approx(shared, abs=1e-6)
 
 
 def test_spacy_transformers_listener_replaced_keeps_the_prefix_in_its_tokenizer(tiny_xlmr_dir):
     """Stock textcat over the prefixed transformer: spacy-transformers'
     Tok2VecTransformer has no input_prefix, the copied tokenizer puts it."""
-    from util import transformer_config
-
     fix_random_seed(0)
     config = transformer_config(tiny_xlmr_dir)
     config["model"]["input_prefix"] = PREFIX
     nlp = spacy.blank("xx")
     nlp.add_pipe("transformer", config=config)
     listener = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0, "pooling": {"@layers": "reduce_mean.v1"}, "upstream": "*"}
-    nlp.add_pipe("textcat_multilabel", config={"model": {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": False, "use_reduce_mean": True, "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False, "tok2vec": listener}})
-    examples = make_examples(nlp)
-    nlp.initialize(get_examples=lambda: examples)
-    text = "I love this, it is great"
-    shared = nlp(text).cats
-    nlp.replace_listeners("transformer", "textcat_multilabel", ["model.tok2vec"])
-    nlp.remove_pipe("transformer")
+    reduce = {"use_reduce_mean": True, "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False}
+    nlp.add_pipe("textcat_multilabel", config={"model": {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": False, **reduce, "tok2vec": listener}})
+    shared, own = _replaced(nlp, "textcat_multilabel")
     assert "input_prefix" not in nlp.config["components"]["textcat_multilabel"]["model"]["tok2vec"]
+    assert input_prefix_ids(own.tokenizer)
     with make_tempdir() as tmp:
         nlp.to_disk(tmp)
         loaded = spacy.load(tmp)
     own = next(node for node in loaded.get_pipe("textcat_multilabel").model.walk() if node.name == "transformer")
     assert input_prefix_ids(own.tokenizer)
-    assert loaded(text).cats == pytest.approx(shared, abs=1e-6)
+    assert loaded(TEXT).cats == pytest.approx(shared, abs=1e-6)
