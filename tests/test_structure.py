@@ -14,6 +14,8 @@ PLUGIN_IMPORTS = {
     "spacy", "thinc", "spacy_transformers", "transformers", "torch", "numpy", "srsly",
     # both come with spaCy and thinc
     "wasabi", "catalogue",
+    # comes with transformers: its fast tokenizers are built on it
+    "tokenizers",
 }
 MAX_LINES = 600
 
