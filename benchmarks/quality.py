@@ -295,17 +295,23 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
             "thresholds": tuned,
             "tune_method": args.tune_method,
             "holdout_macro_f": {"before": tuning["before"]["macro_f"], "after": tuning["after"]["macro_f"]},
-            "at_threshold_0.5": {"per_language": at_default["per_language"], "average": at_default["average"], "zero_shot_average": at_default["zero_shot_average"]},
+            "at_threshold_0.5": _averages_only(at_default),
             "settings": {"config": str(args.config), "overrides": overrides, "variant": variant, "trained_model": str(args.mlbert_model) if args.mlbert_model else None, "staged": {"langs": args.mlbert_staged, "stage_epochs": args.stage_epochs} if args.mlbert_staged else None},
         },
     )
+
+
+def _averages_only(result: Dict[str, Any]) -> Dict[str, Any]:
+    """A system result's scores without its decisions and timings: a second
+    row of the same system (e.g. at threshold 0.5)."""
+    return {key: result[key] for key in ("per_language", "average", "zero_shot_average")}
 
 
 def run_ensemble(data: BenchData, y_true: numpy.ndarray, holdout, args: argparse.Namespace) -> Dict[str, Any]:
     """The mean probabilities of several trained pipelines (a seed ensemble),
     calibrated per label and tuned on the held-out slice as tune_pipeline
     tunes one pipeline, then scored."""
-    from spacy_mlbert.calibration import apply_calibration, calibration_errors, fit_calibration, logits_from_probs
+    from spacy_mlbert.calibration import apply_calibration, calibration_arrays, calibration_errors, fit_calibration, logits_from_probs
     from spacy_mlbert.evaluation import load_pipeline
     from spacy_mlbert.metrics import multilabel_scores
     from spacy_mlbert.tuning.thresholds import tune_thresholds
@@ -321,28 +327,29 @@ def run_ensemble(data: BenchData, y_true: numpy.ndarray, holdout, args: argparse
         holdout_probs.append(common.pipe_probs(nlp, [r.text for r in holdout], data.labels, batch_size=args.batch_size))
         del nlp
         common.free_memory()
-    probs, held = numpy.mean(eval_probs, axis=0), numpy.mean(holdout_probs, axis=0)
+    raw, held_raw = numpy.mean(eval_probs, axis=0), numpy.mean(holdout_probs, axis=0)
     held_true, held_known = common.label_arrays(holdout, data.labels)
-    parameters, _ = fit_calibration(held_true, held, held_known, data.labels)
-    scale, shift = (numpy.asarray([parameters[label][i] for label in data.labels]) for i in (0, 1))
-    calibrate = lambda p: apply_calibration(logits_from_probs(p), scale, shift)  # noqa: E731
-    tuned = tune_thresholds(held_true, calibrate(held), held_known, data.labels, method=args.tune_method)
+    parameters, _ = fit_calibration(held_true, held_raw, held_known, data.labels)
+    scale, shift = calibration_arrays(parameters, data.labels)
+    probs = apply_calibration(logits_from_probs(raw), scale, shift)
+    held = apply_calibration(logits_from_probs(held_raw), scale, shift)
+    tuned = tune_thresholds(held_true, held, held_known, data.labels, method=args.tune_method)
     cuts = numpy.asarray([tuned[label] for label in data.labels], dtype="f")
-    probs = calibrate(probs)
     at_half = {label: 0.5 for label in data.labels}
-    holdout_before = multilabel_scores(held_true, held, held_known, data.labels, at_half)["macro_f"]
-    holdout_after = multilabel_scores(held_true, calibrate(held), held_known, data.labels, tuned)["macro_f"]
-    at_default = system_result(args.mlbert_name, data, y_true, (numpy.mean(eval_probs, axis=0) >= 0.5).astype("f"), train_seconds=0.0, predict_seconds=predict_s, load_before=load)
+    at_default = system_result(args.mlbert_name, data, y_true, (raw >= 0.5).astype("f"), train_seconds=0.0, predict_seconds=predict_s, load_before=load)
     return system_result(
         args.mlbert_name, data, y_true, (probs >= cuts[None, :]).astype("f"), train_seconds=0.0,
         predict_seconds=predict_s, load_before=load,
         extra={
             "ece": ece_result(data, probs),
-            "holdout_ece": {"before": calibration_errors(held_true, held, held_known, data.labels)["macro"], "after": calibration_errors(held_true, calibrate(held), held_known, data.labels)["macro"]},
+            "holdout_ece": {"before": calibration_errors(held_true, held_raw, held_known, data.labels)["macro"], "after": calibration_errors(held_true, held, held_known, data.labels)["macro"]},
             "thresholds": tuned,
             "tune_method": args.tune_method,
-            "holdout_macro_f": {"before": holdout_before, "after": holdout_after},
-            "at_threshold_0.5": {"per_language": at_default["per_language"], "average": at_default["average"], "zero_shot_average": at_default["zero_shot_average"]},
+            "holdout_macro_f": {
+                "before": multilabel_scores(held_true, held_raw, held_known, data.labels, at_half)["macro_f"],
+                "after": multilabel_scores(held_true, held, held_known, data.labels, tuned)["macro_f"],
+            },
+            "at_threshold_0.5": _averages_only(at_default),
             "settings": {"ensemble": [str(m) for m in members], "calibration": parameters},
         },
     )

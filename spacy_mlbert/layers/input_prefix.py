@@ -41,7 +41,7 @@ def add_input_prefix(tokenizer, prefix: str) -> None:
         raise ValueError(Errors.E153.format(prefix=prefix, existing=tokenizer.decode(existing)))
     before, after = _special_ids_around(tokenizer)
     parts: List[Tuple[str, List[int]]] = [(_BEFORE, before), (_PREFIX, prefix_ids), (_AFTER, after)]
-    opening = [name for name in (_BEFORE, _PREFIX) if dict(parts)[name]]
+    opening = [name for name, ids in parts[:2] if ids]
     closing = [_AFTER] if after else []
     single = opening + ["$A"] + closing
     pair = single + ["$B:1"] + closing  # spaCy never encodes pairs; kept valid

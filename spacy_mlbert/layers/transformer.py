@@ -102,25 +102,20 @@ def _use_params_by_optimizer_key(shim, params: dict):
     """Swap in the weights of ``params`` keyed ``(shim.id, name)`` (the
     optimizer's averages) for the duration; other keys go to the shim's own
     ``use_params``. Weights without an entry (frozen ones) stay as they are."""
-    torch_model = shim._model
-    swapped = {}
-    if torch_model is not None:
-        for name, param in torch_model.named_parameters():
-            value = params.get((shim.id, name))
-            if value is not None:
-                swapped[name] = param
+    named = shim._model.named_parameters() if shim._model is not None else []
+    swapped = [(param, params[(shim.id, name)]) for name, param in named if (shim.id, name) in params]
     if not swapped:
         with type(shim).use_params(shim, params):
             yield
         return
-    backup = {name: param.detach().clone() for name, param in swapped.items()}
-    for name, param in swapped.items():
-        param.data.copy_(xp2torch(params[(shim.id, name)], device=param.device))
+    backup = [param.detach().clone() for param, _ in swapped]
+    for param, value in swapped:
+        param.data.copy_(xp2torch(value, device=param.device))
     try:
         yield
     finally:
-        for name, param in swapped.items():
-            param.data.copy_(backup[name])
+        for (param, _), saved in zip(swapped, backup):
+            param.data.copy_(saved)
 
 
 def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
