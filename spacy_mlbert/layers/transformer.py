@@ -31,6 +31,7 @@ from thinc.api import xp2torch
 from ..errors import Errors, Warnings
 from ..span_getters import NO_MAX_LENGTH
 from .input_prefix import add_input_prefix
+from .lean_weights import install_lean_weights, own_borrowed_weights
 
 
 def CheckedTransformerModel(
@@ -75,6 +76,7 @@ def _add_checks(model: TransformerModel) -> TransformerModel:
     model.attrs["replace_listener_cfg"] = _replace_listener_cfg
     shim = model.layers[0].shims[0]
     shim.use_params = partial(_use_params_by_optimizer_key, shim)
+    install_lean_weights(model)
     # A span getter that measures wordpieces (spacy-mlbert.wordpiece_strided_spans.v1)
     # reads the tokenizer from this model whenever it makes windows.
     get_spans = model.attrs["get_spans"]
@@ -157,6 +159,8 @@ def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> N
 def _forward_counting_cuts(
     original_forward: Callable, model: TransformerModel, docs: List[Doc], is_train: bool
 ) -> Tuple[FullTransformerBatch, Callable]:
+    if is_train:  # a loaded encoder's weights may still be views of the file's bytes
+        own_borrowed_weights(model.layers[0].shims[0])
     output, backprop = original_forward(model, docs, is_train=is_train)
     n_docs, n_windows, n_wordpieces = count_cut_wordpieces(model.tokenizer, output)
     if n_windows:
