@@ -14,6 +14,7 @@ from thinc.api import Dropout, LayerNorm, Linear, Model, chain, noop
 from thinc.types import Floats2d
 
 from .errors import Errors
+from .layers.transformer import DEFAULT_MAX_BATCH_WORDPIECES
 from .layers import CheckedTransformerModel, LabelAttention, MultiSampleDropout, WordpiecePooling, resize_label_attention, sum_logits
 
 
@@ -68,6 +69,7 @@ def build_wordpiece_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
     input_prefix: str = "",
+    max_batch_wordpieces: int = DEFAULT_MAX_BATCH_WORDPIECES,
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a transformer owned by this component
     (no shared ``transformer`` component needed).
@@ -82,6 +84,8 @@ def build_wordpiece_transformer_v1(
     grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
     input_prefix (str): Text the tokenizer puts before every window, as for
         TransformerModel.v1.
+    max_batch_wordpieces (int): Length groups of the encoder, as for
+        TransformerModel.v1.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     transformer = CheckedTransformerModel(
@@ -92,6 +96,7 @@ def build_wordpiece_transformer_v1(
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
         input_prefix=input_prefix,
+        max_batch_wordpieces=max_batch_wordpieces,
     )
     # chain(chain(transformer, split), pooling): the shape that
     # nlp.replace_listeners leaves in a WordpieceListener, so that a pipeline

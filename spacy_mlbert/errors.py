@@ -450,6 +450,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "installed: the '{extra}' extra of spacy-mlbert has {them}. Install it "
         "with: pip install 'spacy-mlbert[{extra}]'."
     )
+    E220 = (
+        "max_batch_wordpieces must be a whole number >= 0 (0 runs each batch "
+        "whole); got {value!r}."
+    )
 
 
 # pip names of modules whose import name differs

@@ -32,6 +32,11 @@ from ..errors import Errors, Warnings
 from ..span_getters import NO_MAX_LENGTH
 from .input_prefix import add_input_prefix
 from .lean_weights import install_lean_weights, own_borrowed_weights
+from .length_groups import group_by_length
+
+# Wordpieces (rows x padded length) the encoder runs at once: 32 windows of
+# 128 wordpieces, the project's window and a batch size that keeps a CPU busy.
+DEFAULT_MAX_BATCH_WORDPIECES = 4096
 
 
 def CheckedTransformerModel(
@@ -42,6 +47,7 @@ def CheckedTransformerModel(
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
     input_prefix: str = "",
+    max_batch_wordpieces: int = DEFAULT_MAX_BATCH_WORDPIECES,
 ) -> TransformerModel:
     """A TransformerModel whose initialization names a missing encoder clearly,
     whose forward pass warns (W010) when wordpieces are cut, and which binds a
@@ -55,6 +61,11 @@ def CheckedTransformerModel(
     grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
     input_prefix (str): Text the tokenizer puts before every window, e.g.
         "query: " for the e5 encoders ("" for none; layers/input_prefix.py).
+    max_batch_wordpieces (int): The encoder runs a batch's windows sorted by
+        length, in groups of at most this many wordpieces once padded, so a
+        window pads to its neighbours' length, not the batch's longest
+        (layers/length_groups.py); 0 runs each batch whole, as
+        spacy-transformers does. Outputs are the same to float rounding.
     RETURNS (TransformerModel): The transformer.
     """
     model = TransformerModel(
@@ -66,6 +77,11 @@ def CheckedTransformerModel(
         grad_scaler_config=dict(grad_scaler_config or {}),
     )
     model.attrs["input_prefix"] = input_prefix
+    if max_batch_wordpieces < 0:
+        raise ValueError(Errors.E220.format(value=max_batch_wordpieces))
+    # on the layer's forward, not in attrs: attrs are saved with the weights,
+    # and the config is what decides (a copy deep-copies the layer with it)
+    group_by_length(model.layers[0], max_batch_wordpieces)
     return _add_checks(model)
 
 
@@ -129,6 +145,7 @@ def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
     """
     if "spacy-mlbert.WordpieceListener" not in listener_cfg.get("@architectures", ""):
         plain = {key: value for key, value in transformer_cfg.items() if key != "input_prefix"}
+        plain.pop("max_batch_wordpieces", None)
         for key in ("tokenizer_config", "transformer_config", "grad_scaler_config"):
             if key in plain and plain[key] is None:  # Optional here, dicts there
                 plain[key] = {}
