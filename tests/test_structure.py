@@ -16,6 +16,8 @@ PLUGIN_IMPORTS = {
     "wasabi", "catalogue",
     # comes with transformers: its fast tokenizers are built on it
     "tokenizers",
+    # comes with transformers: the lean weights' layout (layers/lean_weights.py)
+    "safetensors",
 }
 MAX_LINES = 600
 
