@@ -13,7 +13,13 @@ Same encoder, same texts, same batch size and max length, in one process:
   length 128); ratio spaCy / PyTorch, target <= 1.10;
 - peak RSS of each of the four, each in its own subprocess;
 - time vs document length (64 -> 2,048 wordpieces; both paths cut long
-  documents into windows) and vs corpus size.
+  documents into windows) and vs corpus size;
+- cost (``--only cost``): ``nlp.pipe`` of the pipeline in fp32 and int8
+  (``python -m spacy_mlbert quantize``), stock ``textcat_multilabel`` on the
+  same transformer, and the strongest raw path (all texts sorted by
+  wordpiece length, then batched; batch 32 and 64, the faster is the
+  anchor), interleaved, on --cost-texts texts and by document length; peak
+  and steady RSS of each in a fresh process.
 
 Repeated measurements are interleaved (spaCy, raw, spaCy, raw, ...) and the
 median is reported, so that load from other work on a shared machine hits
@@ -41,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 from benchlib import log  # noqa: E402
 
-SECTIONS = ("infer", "train", "rss", "length", "size")
+SECTIONS = ("infer", "train", "rss", "length", "size", "cost")
 TRAIN_BATCH_SIZE = 16
 # the e5 / XLM-R window of the project's config: 128 with stride 96
 WINDOW = 128
@@ -65,6 +71,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--lengths", default="64,128,256,512,1024,2048", help="Document lengths in wordpieces")
     parser.add_argument("--length-wordpieces", type=int, default=8192, help="Wordpieces per length point (docs = this / length, at least 2)")
     parser.add_argument("--sizes", default="32,128,512", help="Corpus sizes (texts) for the size scan")
+    parser.add_argument("--cost-texts", type=int, default=1000, help="Texts of the cost section")
+    parser.add_argument("--cost-lengths", default="64,256,1024,2048", help="Document lengths (wordpieces) of the cost section")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"Sections to run: {','.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="A few texts and points: checks that everything runs")
     parser.add_argument("--out", type=Path, default=Path("speed.json"))
@@ -79,6 +87,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         args.lengths = "64,256"
         args.length_wordpieces = 512
         args.sizes = "8,16"
+        args.cost_texts = min(args.cost_texts, 24)
+        args.cost_lengths = "64,256"
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
@@ -634,6 +644,8 @@ def run_child(mode: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     elif mode == "spacy-infer":
         nlp = spacy.load(spec["model"])
         spacy_probs(nlp, texts, spec["batch_size"], labels)
+    elif mode in COST_PATHS:
+        return _cost_child(mode, spec, start)
     elif mode == "raw-infer":
         # what a raw user loads: the Hugging Face folder, no spaCy pipeline
         tokenizer, encoder = common.load_hf(Path(spec["encoder"]))
@@ -680,6 +692,135 @@ def section_rss(nlp, texts: List[str], labels: List[str], args, work: Path) -> D
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
         log(f"rss {mode}: {results[mode]['peak_rss_mb']:.0f} MB")
     return results
+
+
+# --- cost: int8, fp32, stock, the strongest raw path ----------------------------
+
+COST_PATHS = ("fp32", "int8", "stock", "raw")
+
+
+def raw_sorted_probs(raw: RawPath, texts: Sequence[str], batch_size: int) -> numpy.ndarray:
+    """The strongest raw path: every text sorted by wordpiece length, then
+    batches of ``batch_size`` padded to their own longest; probabilities
+    back in input order. The sort is timed with it."""
+    lengths = [len(ids) for ids in raw.tokenizer(list(texts), truncation=True, max_length=raw.max_length)["input_ids"]]
+    order = numpy.argsort(lengths, kind="stable")
+    probs = raw([texts[i] for i in order], batch_size)
+    out = numpy.empty_like(probs)
+    out[order] = probs
+    return out
+
+
+def cost_pipelines(nlp, args, labels: Sequence[str], work: Path) -> Dict[str, Path]:
+    """fp32 (the pipeline timed), int8 (its quantized copy) and stock (the
+    project's config with stock textcat_multilabel, initialised on the same
+    encoder: an untrained head costs what a trained one does), on disk."""
+    from spacy import util
+    from spacy.training import Example
+
+    paths = {name: work / f"cost-{name}" for name in ("fp32", "int8", "stock")}
+    nlp.to_disk(paths["fp32"])
+    subprocess.run([sys.executable, "-m", "spacy_mlbert", "quantize", str(paths["fp32"]), str(paths["int8"])], check=True, capture_output=True)
+    config = common.stock_config(util.load_config(args.config))
+    config["paths"]["encoder"] = str(args.encoder)
+    stock = util.load_model_from_config(config, auto_fill=True, validate=True)
+    examples = [Example.from_dict(stock.make_doc("init"), {"cats": {label: 0.0 for label in labels}})]
+    stock.initialize(lambda: examples)
+    stock.to_disk(paths["stock"])
+    return paths
+
+
+def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, work: Path) -> Dict[str, Any]:
+    import spacy
+
+    paths = cost_pipelines(nlp, args, labels, work)
+    loaded = {name: spacy.load(path) for name, path in paths.items()}
+    texts = cycle(pool, args.cost_texts)
+    batch = args.batch_size
+
+    def paths_on(docs: Sequence[str]) -> Dict[str, Callable[[], numpy.ndarray]]:
+        fns: Dict[str, Callable[[], numpy.ndarray]] = {
+            name: (lambda pipeline=pipeline: common.pipe_probs(pipeline, docs, labels, batch_size=batch))
+            for name, pipeline in loaded.items()
+        }
+        for raw_batch in sorted({32, batch}):
+            fns[f"raw_sorted_b{raw_batch}"] = lambda raw_batch=raw_batch: raw_sorted_probs(raw, docs, raw_batch)
+        return fns
+
+    def measure(docs: Sequence[str], repeats: int) -> Dict[str, Any]:
+        fns = paths_on(docs)
+        probs = {name: fn() for name, fn in fns.items()}  # warm-up, and what each computes
+        seconds = interleaved(fns, repeats)
+        med = {name: statistics.median(v) for name, v in seconds.items()}
+        per_second = {name: len(docs) / v for name, v in med.items()}
+        anchor = max((name for name in per_second if name.startswith("raw_sorted")), key=per_second.get)
+        fp32, int8 = probs["fp32"], probs["int8"]
+        return {
+            "n_texts": len(docs),
+            "seconds_every_round": seconds,
+            "texts_per_second": per_second,
+            "raw_anchor": anchor,
+            "ratio_over_raw_sorted": {name: per_second[name] / per_second[anchor] for name in ("fp32", "int8", "stock")},
+            "max_abs_prob_difference_fp32_vs_raw": float(numpy.abs(fp32 - probs[anchor]).max()),
+            "max_abs_prob_difference_int8_vs_fp32": float(numpy.abs(int8 - fp32).max()),
+            "decision_agreement_int8_vs_fp32_at_0.5": float(((int8 >= 0.5) == (fp32 >= 0.5)).mean()),
+        }
+
+    result: Dict[str, Any] = {"batch_size": batch, "repeats": args.repeats, "texts": measure(texts, args.repeats)}
+    log(f"cost: {result['texts']['texts_per_second']}")
+    result["length"] = []
+    for length in [int(x) for x in args.cost_lengths.split(",") if x.strip()]:
+        docs = make_length_texts(raw.tokenizer, pool, length, max(2, args.length_wordpieces // length))
+        point = {"length": length, **measure(docs, args.repeats)}
+        result["length"].append(point)
+        log(f"cost, length {length}: {point['texts_per_second']}")
+    del loaded
+    result["rss"] = {}
+    for name in COST_PATHS:
+        spec = {
+            "texts": texts, "labels": labels, "model": str(paths.get(name, paths["fp32"])), "encoder": str(args.encoder),
+            "batch_size": batch, "max_length": args.max_length,
+        }
+        spec_path = work / f"child-cost-{name}.json"
+        spec_path.write_text(json.dumps(spec), encoding="utf8")
+        proc = subprocess.run(
+            [sys.executable, __file__, "--data-dir", str(args.data_dir), "--child", name, "--child-spec", str(spec_path)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"child {name} failed:\n{proc.stderr[-3000:]}")
+        result["rss"][name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        log(f"cost rss {name}: {result['rss'][name]}")
+    return result
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MB (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cost_child(mode: str, spec: Dict[str, Any], start: float) -> Dict[str, Any]:
+    """Load one path and predict, in a fresh process: peak RSS of the load,
+    steady RSS once loaded, peak and steady after predicting."""
+    import gc
+
+    import spacy
+
+    if mode == "raw":  # what a raw user loads: the Hugging Face folder, no spaCy pipeline
+        tokenizer, encoder = common.load_hf(Path(spec["encoder"]))
+        model = common.make_head_module(encoder, len(spec["labels"]), pooling="mean").eval()
+        predict = lambda: common.predict_torch(model, tokenizer, spec["texts"], batch_size=spec["batch_size"], max_length=spec["max_length"])  # noqa: E731
+    else:
+        nlp = spacy.load(spec["model"])
+        predict = lambda: common.pipe_probs(nlp, spec["texts"], spec["labels"], batch_size=spec["batch_size"])  # noqa: E731
+    gc.collect()
+    loaded = {"load_peak_rss_mb": peak_rss_mb(), "loaded_rss_mb": rss_mb()}
+    predict()
+    gc.collect()
+    return {"mode": mode, **loaded, "peak_rss_mb": peak_rss_mb(), "steady_rss_mb": rss_mb(), "seconds": time.perf_counter() - start}
 
 
 # --- main ---------------------------------------------------------------------
@@ -739,6 +880,8 @@ def _run(args: argparse.Namespace, work: Path, config_text: str, original_config
         log(f"training: ratio {results['training']['ratio_spacy_over_torch']:.3f} over PyTorch, {results['training']['ratio_spacy_over_stock']:.3f} over stock")
     if "rss" in args.sections:
         results["peak_rss"] = section_rss(nlp, texts, labels, args, work)
+    if "cost" in args.sections:
+        results["cost"] = section_cost(nlp, raw, pool, labels, args, work)
     results["total_seconds"] = time.perf_counter() - t0
     results["machine_at_end"] = {"load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -787,6 +930,9 @@ def report(results: Dict[str, Any]) -> str:
         lines += ["| peak RSS | MB |", "|---|---:|"]
         lines += [f"| {mode} | {v['peak_rss_mb']:.0f} |" for mode, v in rss.items()]
         lines.append("")
+    cost = results.get("cost")
+    if cost:
+        lines += cost_report(cost)
     for key, title, unit in (("length", "wordpieces/doc", "length"), ("size", "texts", "n_texts")):
         points = results.get(key)
         if points:
@@ -797,6 +943,23 @@ def report(results: Dict[str, Any]) -> str:
             ]
             lines.append("")
     return "\n".join(lines)
+
+
+def cost_report(cost: Dict[str, Any]) -> List[str]:
+    """The cost section as Markdown: texts/s (median, every round listed)
+    and the ratio over the strongest raw path, then RSS."""
+    lines = ["| texts | path | texts/s (median) | / raw sorted | seconds, every round |", "|---|---|---:|---:|---|"]
+    for point in [{"length": "BRIGHTER", **cost["texts"]}] + cost["length"]:
+        label = f"{point['n_texts']} {point['length']}" + ("" if point["length"] == "BRIGHTER" else " wp")
+        for name, per_second in point["texts_per_second"].items():
+            ratio = point["ratio_over_raw_sorted"].get(name)
+            rounds = ", ".join(f"{x:.2f}" for x in point["seconds_every_round"][name])
+            mark = " (anchor)" if name == point["raw_anchor"] else ""
+            lines.append(f"| {label} | {name}{mark} | {per_second:.1f} | {'' if ratio is None else f'{ratio:.2f}'} | {rounds} |")
+    lines += ["", "| path | load peak MB | loaded MB | peak MB (load + predict) | steady MB |", "|---|---:|---:|---:|---:|"]
+    for name, rss in cost["rss"].items():
+        lines.append(f"| {name} | {rss['load_peak_rss_mb']:.0f} | {rss['loaded_rss_mb']:.0f} | {rss['peak_rss_mb']:.0f} | {rss['steady_rss_mb']:.0f} |")
+    return lines + [""]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
