@@ -2,6 +2,10 @@
 weights saved in the safetensors layout and loaded as views of the file's
 bytes, spacy-transformers' own format still loading, training on a loaded
 pipeline writing only to its own copy."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy
 import pytest
 import spacy
@@ -12,7 +16,7 @@ from thinc.api import Model
 
 from spacy_mlbert.layers.lean_weights import MAGIC
 
-from util import TRAIN_DATA
+from util import TRAIN_DATA, make_examples
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["", "Totally new text 新しい"]
 
@@ -99,3 +103,47 @@ def test_an_uninitialised_transformer_round_trips(tiny_xlmr_dir):
     assert data[: len(MAGIC)] != MAGIC  # nothing to save in the lean layout yet
     model.from_bytes(data)
     assert isinstance(model.layers[0].shims[0], HFShim)
+
+
+LOAD_PROBE = r"""
+import gc, sys
+def rss(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+import spacy, spacy_mlbert, torch  # noqa: F401
+gc.collect()
+before = rss("VmRSS:")
+nlp = spacy.load(sys.argv[1])
+gc.collect()
+print(before, rss("VmRSS:"), rss("VmHWM:"))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS/VmHWM from /proc")
+def test_loading_peaks_near_what_the_loaded_pipeline_holds(tiny_bert_dir, tmp_path):
+    """spacy.load of a pipeline with ~80 MB of encoder weights: the load
+    peak stays within a fraction of the weights above the loaded size
+    (spacy-transformers' own path peaks about four weight copies above it)."""
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    from util import make_nlp
+
+    encoder_dir = tmp_path / "wide-bert"
+    shutil.copytree(tiny_bert_dir, encoder_dir)
+    config = BertConfig.from_pretrained(tiny_bert_dir)
+    # a wide embedding matrix (the e5/XLM-R shape: most weights in the embeddings)
+    config.vocab_size, config.hidden_size, config.intermediate_size = 40_000, 512, 512
+    config.num_attention_heads, config.num_hidden_layers = 4, 1
+    BertModel(config).save_pretrained(encoder_dir)
+    nlp = make_nlp(encoder_dir, pooling="mean")
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    nlp.to_disk(tmp_path / "nlp")
+    weights_mb = (tmp_path / "nlp" / "transformer" / "model").stat().st_size / 2**20
+    assert weights_mb > 70
+    out = subprocess.run([sys.executable, "-c", LOAD_PROBE, str(tmp_path / "nlp")], capture_output=True, text=True, check=True)
+    before, steady, peak = (float(x) for x in out.stdout.split()[-3:])
+    assert steady - before > 0.8 * weights_mb  # the weights are in memory
+    assert peak - steady < 0.3 * weights_mb, (before, steady, peak, weights_mb)
