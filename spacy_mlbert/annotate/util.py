@@ -1,6 +1,7 @@
 """Helpers shared by the local annotation (:mod:`.jsonl`) and the engines
 (:mod:`.engines`): reading a JSONL line as annotate does, the line windows
-that make the batches, and writing an annotated record.
+that make the batches, predicting a window (inside a memory zone), and
+writing an annotated record.
 
 Both engines read, check and write a line through these functions, so the
 same input gives the same output (and the same messages) on either.
@@ -148,17 +149,10 @@ def format_prediction(
     cats, predicted = prediction
     for label, value in cats.items():
         if not math.isfinite(value):
-            raise ValueError(Errors.E181.format(field=f"for label '{label}'", value=value))
+            raise ValueError(Errors.E181.format(label=label, value=value))
     record[cats_key] = cats
     record[labels_key] = predicted
     return dumps(record)
-
-
-def format_record(
-    record: Dict[str, Any], doc: Doc, labels: List[str], cats_key: str, labels_key: str
-) -> str:
-    """:func:`format_prediction` of the document's prediction."""
-    return format_prediction(record, doc_prediction(doc, labels), cats_key, labels_key)
 
 
 def window_of(number: int, batch_size: int) -> int:

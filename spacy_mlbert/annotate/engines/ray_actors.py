@@ -164,16 +164,16 @@ class RayAnnotator:
         # one bad text must not stop a corpus run: find it below and report it
         except Exception:  # noqa: BLE001
             logger.warning("A batch failed at line %d; retrying its records one by one.", window[0][0])
-        docs: List[Optional[Prediction]] = []
+        predictions: List[Optional[Prediction]] = []
         for number, record, text in window:
             try:
-                docs.extend(predict_window(self.nlp, [text], self.labels))
+                predictions.extend(predict_window(self.nlp, [text], self.labels))
             except Exception as err:  # noqa: BLE001 (reported with the record)
-                docs.append(None)
+                predictions.append(None)
                 summary["failed"] += 1
                 reason = f"{type(err).__name__}: {err}"
                 summary["failures"].append({"line": number, "id": _record_id(record), "kind": "failed", "reason": reason})
-        return docs
+        return predictions
 
 
 class RayPredictor:
