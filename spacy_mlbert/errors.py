@@ -454,6 +454,18 @@ class Errors(metaclass=ErrorsWithCodes):
         "max_batch_wordpieces must be a whole number >= 0 (0 runs each batch "
         "whole); got {value!r}."
     )
+    # annotate: JSON fidelity
+    E180 = (
+        "{where}: {value} is not a finite number, and JSON has only those (no "
+        "NaN, no Infinity, none too large for a float): the value could not be "
+        "written back as JSON. Write null or a string instead, or pass "
+        "--skip-invalid (skip_invalid=True) to skip the line."
+    )
+    E181 = (
+        "The probability for label '{label}' is {value}, not a finite number: "
+        "the output would not be JSON. The pipeline gives broken scores (NaN "
+        "or infinite weights?): retrain it or check the model files."
+    )
 
 
 # pip names of modules whose import name differs

@@ -152,3 +152,90 @@ def test_cli_annotate(model_dir, workdir):
     )
     assert result.exit_code == 0, result.output
     assert "Skipped 1 line(s)" in result.output and "lines 2" in result.output
+
+
+def strict_loads(line: str):
+    """json.loads that refuses NaN and Infinity, as strict JSON parsers do."""
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "line,code,detail",
+    [
+        ('{"id": "d", "text": "Good.", "id": "e"}', "E037", "the record: 'id' is given twice"),
+        ('{"text": "Good.", "meta": {"a": 1, "a": 2}}', "E037", "field 'meta': 'a' is given twice"),
+        ('{"text": "Good.", "score": NaN}', "E180", "NaN is not a finite number"),
+        ('{"text": "Good.", "score": [1, Infinity]}', "E180", "Infinity is not a finite number"),
+        ('{"text": "Good.", "meta": {"x": -Infinity}}', "E180", "-Infinity is not a finite number"),
+        ('{"text": "Good.", "score": 1e400}', "E180", "1e400 is not a finite number"),
+    ],
+)
+def test_duplicate_keys_and_non_finite_numbers_are_refused(nlp, tmp_path, line, code, detail):
+    """A line whose value would be lost (a key given twice: JSON keeps the
+    last) or could not be written back as JSON (NaN, Infinity) stops the run
+    with file and line, as the converter does; --skip-invalid counts it."""
+    source = write_jsonl(tmp_path / "fidelity.jsonl", [records()[0], line, records()[1]])
+    output = tmp_path / "fidelity-out.jsonl"
+    with pytest.raises(ValueError, match=rf"\[{code}\] .*fidelity.jsonl, line 2") as err:
+        annotate_jsonl(nlp, source, output, progress=False)
+    assert detail in str(err.value)
+    assert not output.exists()
+    counts = annotate_jsonl(nlp, source, output, skip_invalid=True, progress=False)
+    assert (counts["read"], counts["written"], counts["skipped"]) == (3, 2, 1)
+    assert counts["skipped_lines"] == [2] and f"[{code}]" in counts["reasons"][2]
+    assert [strict_loads(text)["id"] for text in output.read_text(encoding="utf8").splitlines()] == ["r0", "r1"]
+
+
+def test_duplicate_key_message_is_the_converters(workdir):
+    """annotate reads a line with the converter's parser: the same message."""
+    from spacy_mlbert.annotate.util import parse_line
+    from spacy_mlbert.data import DataError, iter_jsonl_records
+
+    path = write_jsonl(workdir / "same.jsonl", ['{"text": "x", "cats": {"pos": 1, "pos": 0}}'])
+    with pytest.raises(DataError) as err:
+        list(iter_jsonl_records(path))
+    assert parse_line(path, 1, path.read_bytes()).problem == str(err.value)
+
+
+def test_output_is_strict_json(nlp, workdir):
+    """Floats of every size, nested values and non-ASCII come back as strict
+    JSON; a prediction that is not finite is a coded error, never NaN."""
+    from spacy_mlbert.annotate.util import format_prediction
+
+    rows = [
+        {"text": "Tiny and huge.", "x": [5e-324, 1.7976931348623157e308, -0.0, 10**30], "y": {"z": 0.1}},
+        {"text": "Ünïcödé ✓", "nested": [[{"deep": None}]], "flag": False},
+    ]
+    source = write_jsonl(workdir / "strict.jsonl", rows)
+    output = workdir / "strict-out.jsonl"
+    annotate_jsonl(nlp, source, output, progress=False)
+    parsed = [strict_loads(text) for text in output.read_text(encoding="utf8").splitlines()]
+    assert [{k: v for k, v in row.items() if k not in ("cats", "labels")} for row in parsed] == rows
+    with pytest.raises(ValueError, match=r"E181.*'positive'.*nan"):
+        format_prediction({"text": "x"}, ({"positive": float("nan")}, []), "cats", "labels")
+
+
+def test_output_is_synced_before_the_rename(nlp, workdir, monkeypatch):
+    """The output file is fsynced (then renamed) and so is its folder: a power
+    cut cannot leave an empty file under the final name."""
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.fstat(fd).st_ino)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    source = write_jsonl(workdir / "sync.jsonl", records()[:2])
+    output = workdir / "sync-out" / "annotated.jsonl"
+    annotate_jsonl(nlp, source, output, progress=False)
+    # the renamed file keeps its inode: the one that was synced
+    assert output.stat().st_ino in synced
+    assert output.parent.stat().st_ino in synced
+    assert [p.name for p in output.parent.iterdir()] == ["annotated.jsonl"]

@@ -19,14 +19,13 @@ reader turns lines into training records (ids filled in, labels resolved),
 while annotation must give back each object exactly as it came.
 """
 import logging
-import os
-import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Union
+from typing import Any, Dict, Iterator, Union
 
 from spacy.language import Language
 from tqdm import tqdm
 
+from ..atomic import atomic_open
 from ..errors import Errors
 from ..evaluation.evaluate import DEFAULT_BATCH_SIZE, check_batch_size, find_textcat, load_pipeline
 from .util import (
@@ -37,12 +36,14 @@ from .util import (
     check_n_process,
     check_output_keys,
     count_lines,
-    format_record,
+    format_prediction,
     parse_line,
     predict_text,
-    spawn_processes,
+    predict_window,
+    window_texts,
     windows,
 )
+from .workers import predict_windows
 
 logger = logging.getLogger("spacy_mlbert")
 
@@ -61,8 +62,11 @@ def annotate_jsonl(
 ) -> Dict[str, Any]:
     """Stream a JSONL file through the pipeline and write the annotated records.
 
-    The output is written to a temporary file that replaces ``output_path``
-    only when every line was handled, so an error leaves no partial output.
+    The output is written to a temporary file that is synced to disk and
+    replaces ``output_path`` only when every line was handled
+    (spacy_mlbert.atomic), so an error or a power cut leaves no partial
+    output. Each window is predicted inside its own ``nlp.memory_zone()``, so
+    memory stays flat over any stream length (see util.predict_window).
 
     nlp (Language): A pipeline with an ``mlbert_textcat`` component.
     input_path (Union[str, Path]): JSONL file, one object with a "text" per line.
@@ -73,8 +77,9 @@ def annotate_jsonl(
     cats_key (str): Output field for the probabilities.
     labels_key (str): Output field for the thresholded labels.
     progress (bool): Show a tqdm progress bar (on stderr).
-    n_process (int): Processes for nlp.pipe; above 1, spaCy's multiprocessing
-        makes the batches (of ``batch_size`` records rather than line windows).
+    n_process (int): Processes that predict the windows; above 1, spawned
+        workers (spacy_mlbert.annotate.workers), with the same windows and so
+        the same output as one process.
     RETURNS (Dict[str, Any]): read, written, skipped, blank (lines read,
         records written, lines skipped, of which blank), skipped_lines (their
         numbers) and reasons ({line: message} for the first skipped lines).
@@ -96,33 +101,26 @@ def annotate_jsonl(
         "reasons": {},
     }
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    # same folder, so that the final rename cannot cross file systems
-    tmp_path = output_path.parent / f".{output_path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with tmp_path.open("x", encoding="utf8", newline="\n") as out, tqdm(
-            total=count_lines(input_path),
-            unit="line",
-            desc="Annotating",
-            disable=not progress,
-            leave=False,
-        ) as bar:
-            records = _valid_records(
-                input_path, counts, bar, skip_invalid=skip_invalid, cats_key=cats_key, labels_key=labels_key
+    with atomic_open(output_path) as out, tqdm(
+        total=count_lines(input_path),
+        unit="line",
+        desc="Annotating",
+        disable=not progress,
+        leave=False,
+    ) as bar:
+        records = _valid_records(
+            input_path, counts, bar, skip_invalid=skip_invalid, cats_key=cats_key, labels_key=labels_key
+        )
+        if n_process == 1:
+            predicted = (
+                (window, predict_window(nlp, window_texts(window), labels)) for window in windows(records, batch_size)
             )
-            if n_process == 1:
-                for window in windows(records, batch_size):
-                    counts["written"] += _write_batch(nlp, window, labels, out, cats_key, labels_key)
-            else:
-                pairs = ((text, record) for _, record, text in records)
-                with spawn_processes():
-                    docs = nlp.pipe(pairs, as_tuples=True, batch_size=batch_size, n_process=n_process)
-                    for doc, record in docs:
-                        out.write(format_record(record, doc, labels, cats_key, labels_key) + "\n")
-                        counts["written"] += 1
-        os.replace(tmp_path, output_path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        else:
+            predicted = predict_windows(nlp, windows(records, batch_size), labels, n_process)
+        for window, predictions in predicted:
+            for (_, record, _), prediction in zip(window, predictions):
+                out.write(format_prediction(record, prediction, cats_key, labels_key) + "\n")
+            counts["written"] += len(window)
     if counts["skipped"]:
         logger.info(
             "Skipped %d of %d line(s) of '%s' (%d blank).",
@@ -171,20 +169,6 @@ def _valid_records(
             continue
         check_output_keys(line.record, path, line.number, cats_key, labels_key)
         yield line.number, line.record, predict_text(line.record)
-
-
-def _write_batch(
-    nlp: Language,
-    batch: List[LineRecord],
-    labels: List[str],
-    out: Any,
-    cats_key: str,
-    labels_key: str,
-) -> int:
-    docs = nlp.pipe([text for _, _, text in batch], batch_size=len(batch))
-    for (_, record, _), doc in zip(batch, docs):
-        out.write(format_record(record, doc, labels, cats_key, labels_key) + "\n")
-    return len(batch)
 
 
 def _skip(counts: Dict[str, Any], line: Line) -> None:

@@ -1,19 +1,24 @@
 """Helpers shared by the local annotation (:mod:`.jsonl`) and the engines
 (:mod:`.engines`): reading a JSONL line as annotate does, the line windows
-that make the batches, and writing an annotated record.
+that make the batches, predicting a window (inside a memory zone), and
+writing an annotated record.
 
 Both engines read, check and write a line through these functions, so the
 same input gives the same output (and the same messages) on either.
 """
 import json
+import math
 import multiprocessing
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
+from spacy.language import Language
 from spacy.tokens import Doc
 
+from ..data.jsonl import load_object
+from ..data.records import DataError
 from ..errors import Errors
 
 
@@ -98,20 +103,55 @@ def predict_text(record: Dict[str, Any]) -> str:
     return unicodedata.normalize("NFC", record[TEXT_KEY])
 
 
-def format_record(
-    record: Dict[str, Any], doc: Doc, labels: List[str], cats_key: str, labels_key: str
+Prediction = Tuple[Dict[str, float], List[str]]  # probabilities, thresholded labels
+
+
+def doc_prediction(doc: Doc, labels: List[str]) -> Prediction:
+    """What annotate keeps of a document: read while the document is valid
+    (inside the memory zone it was made in, see :func:`predict_window`).
+
+    doc (Doc): The document the pipeline made.
+    labels (List[str]): The component's labels, in order.
+    RETURNS (Prediction): {label: probability} in label order, and the labels.
+    """
+    return {label: float(doc.cats[label]) for label in labels}, list(doc._.mlbert_labels or [])
+
+
+def predict_window(nlp: Language, texts: List[str], labels: List[str]) -> List[Prediction]:
+    """Predict one window of texts (one nlp.pipe batch) inside its own
+    ``nlp.memory_zone()``.
+
+    Without the zone, every new word of a stream stays in the vocab's
+    StringStore and lexeme table for good, so memory grows with the stream's
+    length; inside it, what the window adds is freed when it ends. The
+    documents are invalid after that, so only their predictions leave.
+
+    nlp (Language): The pipeline.
+    texts (List[str]): The window's texts.
+    labels (List[str]): The component's labels, in order.
+    RETURNS (List[Prediction]): One per text, in order.
+    """
+    with nlp.memory_zone():
+        return [doc_prediction(doc, labels) for doc in nlp.pipe(texts, batch_size=len(texts))]
+
+
+def format_prediction(
+    record: Dict[str, Any], prediction: Prediction, cats_key: str, labels_key: str
 ) -> str:
     """The output line (without newline): the record with the predictions added.
 
     record (Dict[str, Any]): The input object; it gets the two fields.
-    doc (Doc): The document the pipeline made from the record's text.
-    labels (List[str]): The component's labels, in order.
+    prediction (Prediction): From :func:`doc_prediction`.
     cats_key (str): Field for the probabilities.
     labels_key (str): Field for the thresholded labels.
     RETURNS (str): The JSON line.
     """
-    record[cats_key] = {label: float(doc.cats[label]) for label in labels}
-    record[labels_key] = list(doc._.mlbert_labels or [])
+    cats, predicted = prediction
+    for label, value in cats.items():
+        if not math.isfinite(value):
+            raise ValueError(Errors.E181.format(label=label, value=value))
+    record[cats_key] = cats
+    record[labels_key] = predicted
     return dumps(record)
 
 
@@ -135,14 +175,21 @@ def windows(records: Iterable[LineRecord], batch_size: int) -> Iterator[List[Lin
         yield batch
 
 
+def window_texts(window: List[LineRecord]) -> List[str]:
+    """The texts to predict of a window's records."""
+    return [text for _, _, text in window]
+
+
 def dumps(record: Dict[str, Any]) -> str:
-    line = json.dumps(record, ensure_ascii=False)
+    """One JSON line, strictly JSON: NaN or Infinity raise ValueError (the
+    input lines are checked for them, E180; the predictions, E181)."""
+    line = json.dumps(record, ensure_ascii=False, allow_nan=False)
     try:
         line.encode("utf8")
     except UnicodeEncodeError:
         # a lone surrogate (from an escape like \ud800 in another field) can't
         # be written as UTF-8; escaped, it round-trips unchanged
-        line = json.dumps(record, ensure_ascii=True)
+        line = json.dumps(record, ensure_ascii=True, allow_nan=False)
     return line
 
 
@@ -151,17 +198,12 @@ def describe_line(path: Path, number: int) -> str:
 
 
 def _parse(text: str, where: str, has_newline: bool) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    # the converter's parser: the same lines refused (a key given twice, E037),
+    # and NaN or Infinity too, which could not be written back as JSON (E180)
     try:
-        value = json.loads(text)
-    except RecursionError:
-        return None, Errors.E020.format(where=where, detail="nested too deeply")
-    except json.JSONDecodeError as err:
-        template = Errors.E020 if has_newline else Errors.E021
-        return None, template.format(where=where, detail=f"{err.msg} at column {err.colno}")
-    except ValueError as err:  # e.g. an integer too long to convert
-        return None, Errors.E020.format(where=where, detail=str(err))
-    if not isinstance(value, dict):
-        return None, Errors.E022.format(where=where, kind=type(value).__name__)
+        value = load_object(text, where, truncated=not has_newline, finite=True)
+    except DataError as err:
+        return None, str(err)
     if TEXT_KEY not in value or value[TEXT_KEY] is None:
         problem = "missing" if TEXT_KEY not in value else "null"
         return value, Errors.E023.format(where=where, problem=problem)

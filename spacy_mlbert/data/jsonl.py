@@ -12,6 +12,7 @@
 - Other fields are kept in ``Record.meta`` (and in the DocBin's user data).
 """
 import json
+import math
 import unicodedata
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -69,18 +70,47 @@ class _Repeats:
         return result
 
 
-def _parse_line(line: Line, path: Path, context: ReadContext) -> Tuple[Record, bool]:
-    location = where(path, line.number)
-    if line.error is not None:
-        raise DataError(Errors.E032.format(where=location, detail=line.error))
+class _NotFinite(ValueError):
+    """A number that JSON cannot hold: NaN, Infinity or one too large for a float."""
+
+
+def _finite_constant(token: str) -> float:
+    raise _NotFinite(token)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):  # e.g. 1e400
+        raise _NotFinite(token)
+    return value
+
+
+def load_object(text: str, location: str, *, truncated: bool, finite: bool = False) -> Dict[str, Any]:
+    """Parse one JSONL line that must hold an object, as the converter does.
+
+    Also used by ``annotate`` (spacy_mlbert.annotate.util), so that both
+    refuse the same lines with the same messages.
+
+    text (str): The line, decoded.
+    location (str): File and line, for the messages.
+    truncated (bool): The line is the last one and has no newline (E021
+        instead of E020 for invalid JSON).
+    finite (bool): Refuse NaN, Infinity, -Infinity and numbers too large for
+        a float (E180): values that could not be written back as JSON.
+    RETURNS (Dict[str, Any]): The object.
+    RAISES (DataError): Invalid JSON, not an object, a key given twice (E037).
+    """
     repeats = _Repeats()
+    hooks: Dict[str, Any] = {"parse_constant": _finite_constant, "parse_float": _finite_float} if finite else {}
     try:
-        value = json.loads(line.text, object_pairs_hook=repeats)
+        value = json.loads(text, object_pairs_hook=repeats, **hooks)
     except RecursionError:
         raise DataError(Errors.E020.format(where=location, detail="nested too deeply")) from None
+    except _NotFinite as err:
+        raise DataError(Errors.E180.format(where=location, value=err)) from None
     except ValueError as err:  # JSONDecodeError, or an integer too long to read
         detail = f"{err.msg} at column {err.colno}" if isinstance(err, json.JSONDecodeError) else str(err)
-        template = Errors.E021 if line.ending == "" else Errors.E020
+        template = Errors.E021 if truncated else Errors.E020
         raise DataError(template.format(where=location, detail=detail)) from None
     if not isinstance(value, dict):
         raise DataError(Errors.E022.format(where=location, kind=kind_of(value).split(" ", 1)[-1]))
@@ -92,6 +122,14 @@ def _parse_line(line: Line, path: Path, context: ReadContext) -> Tuple[Record, b
             parent = next((k for k, v in value.items() if v is obj), None)
             field = f"field '{parent}'" if parent is not None else "a nested object"
         raise DataError(Errors.E037.format(where=location, field=field, key=key, detail=""))
+    return value
+
+
+def _parse_line(line: Line, path: Path, context: ReadContext) -> Tuple[Record, bool]:
+    location = where(path, line.number)
+    if line.error is not None:
+        raise DataError(Errors.E032.format(where=location, detail=line.error))
+    value = load_object(line.text, location, truncated=line.ending == "")
     text = check_text(value.get("text"), location=location, present="text" in value)
     record_id = check_id(value.get("id"), location=location) or f"{path.stem}:{line.number}"
     lang, fell_back = context.record_lang(value.get("lang"), location=location)

@@ -7,15 +7,26 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy
 
 from ...evaluation.evaluate import find_textcat, load_pipeline
 from ...metrics import cats_row
-from ..util import LineRecord, check_output_keys, format_record, parse_line, predict_text, windows
+from ...atomic import write_atomic
+from ..util import (
+    LineRecord,
+    Prediction,
+    check_output_keys,
+    format_prediction,
+    parse_line,
+    predict_text,
+    predict_window,
+    window_texts,
+    windows,
+)
 from .ray_input import read_block, runs
-from .ray_output import shard_name, write_atomic, write_jsonl, write_parquet
+from .ray_output import shard_name, write_jsonl, write_parquet
 
 logger = logging.getLogger("spacy_mlbert")
 
@@ -127,9 +138,9 @@ class RayAnnotator:
             valid.append((number, line.record, predict_text(line.record)))
         results: List[Tuple[int, Dict[str, Any], str]] = []
         for window in windows(valid, opts["batch_size"]):
-            for (number, record, _), doc in zip(window, self._predict(window, summary)):
-                if doc is not None:
-                    line_text = format_record(record, doc, self.labels, opts["cats_key"], opts["labels_key"])
+            for (number, record, _), prediction in zip(window, self._predict(window, summary)):
+                if prediction is not None:
+                    line_text = format_prediction(record, prediction, opts["cats_key"], opts["labels_key"])
                     results.append((number, record, line_text))
         summary["written"] = len(results)
         if results:
@@ -145,24 +156,24 @@ class RayAnnotator:
         summary["seconds"] = time.time() - began
         return summary
 
-    def _predict(self, window: List[LineRecord], summary: Dict[str, Any]) -> List[Any]:
-        """The window's documents; None for a record the pipeline fails on."""
-        texts = [text for _, _, text in window]
+    def _predict(self, window: List[LineRecord], summary: Dict[str, Any]) -> List[Optional[Prediction]]:
+        """The window's predictions (each window in its own memory zone, so an
+        actor's memory stays flat); None for a record the pipeline fails on."""
         try:
-            return list(self.nlp.pipe(texts, batch_size=len(texts)))
+            return list(predict_window(self.nlp, window_texts(window), self.labels))
         # one bad text must not stop a corpus run: find it below and report it
         except Exception:  # noqa: BLE001
             logger.warning("A batch failed at line %d; retrying its records one by one.", window[0][0])
-        docs: List[Any] = []
+        predictions: List[Optional[Prediction]] = []
         for number, record, text in window:
             try:
-                docs.append(next(iter(self.nlp.pipe([text], batch_size=1))))
+                predictions.extend(predict_window(self.nlp, [text], self.labels))
             except Exception as err:  # noqa: BLE001 (reported with the record)
-                docs.append(None)
+                predictions.append(None)
                 summary["failed"] += 1
                 reason = f"{type(err).__name__}: {err}"
                 summary["failures"].append({"line": number, "id": _record_id(record), "kind": "failed", "reason": reason})
-        return docs
+        return predictions
 
 
 class RayPredictor:
@@ -185,7 +196,7 @@ class RayPredictor:
             # blocks start at multiples of the batch size: the same windows as nlp.pipe
             for start in range(0, len(texts), self.batch_size):
                 window = texts[start:start + self.batch_size]
-                rows.extend(cats_row(doc.cats, self.labels) for doc in self.nlp.pipe(window, batch_size=len(window)))
+                rows.extend(cats_row(cats, self.labels) for cats, _ in predict_window(self.nlp, window, self.labels))
             probs.append(numpy.asarray(rows, dtype="f").tobytes())
         column = numpy.empty(len(probs), dtype=object)
         column[:] = probs

@@ -40,15 +40,14 @@ The modules: :mod:`.ray_cluster` (Ray, the session, the settings),
 """
 import json
 import logging
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Type, Union
 
 import numpy
 from tqdm import tqdm
 
+from ...atomic import atomic_path
 from ...errors import Errors
 from ...evaluation.evaluate import GoldCollector, PredictionArrays, check_files, find_textcat, read_gold_docs
 from .ray_actors import RayAnnotator, RayPredictor
@@ -78,7 +77,6 @@ from .ray_output import (  # noqa: F401
     check_output_dir,
     finish_output,
     iter_output_lines,
-    replace_dir,
     shard_name,
 )
 
@@ -128,19 +126,20 @@ def annotate_ray(
     import_ray()  # before the input is scanned: say at once that Ray is missing
     blocks = plan_blocks(sources, settings.block_size)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp_dir.mkdir()
-    options = {
-        "sources": [str(source.path) for source in sources],
-        "out_dir": str(tmp_dir.resolve()),
-        "batch_size": settings.batch_size,
-        "skip_invalid": skip_invalid,
-        "cats_key": cats_key,
-        "labels_key": labels_key,
-        "parquet": parquet,
-        "num_cpus": settings.num_cpus,
-    }
-    try:
+    # the whole folder is written under a temporary name, synced and renamed
+    # into place (replacing an earlier run's) only once it is complete
+    with atomic_path(out_dir) as tmp_dir:
+        tmp_dir.mkdir()
+        options = {
+            "sources": [str(source.path) for source in sources],
+            "out_dir": str(tmp_dir.resolve()),
+            "batch_size": settings.batch_size,
+            "skip_invalid": skip_invalid,
+            "cats_key": cats_key,
+            "labels_key": labels_key,
+            "parquet": parquet,
+            "num_cpus": settings.num_cpus,
+        }
         collected = Collected()
         ray_info: Dict[str, Any] = {"version": None, "nodes": 0, "actors": 0}  # an empty input needs no Ray
         if blocks:
@@ -164,10 +163,6 @@ def annotate_ray(
             tmp_dir, collected, sources, model, settings, ray_info, began,
             skip_invalid=skip_invalid, cats_key=cats_key, labels_key=labels_key, parquet=parquet,
         )
-        replace_dir(tmp_dir, out_dir)
-    finally:
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir)
     counts = manifest["counts"]
     if counts["skipped"] or counts["failed"]:
         logger.info(

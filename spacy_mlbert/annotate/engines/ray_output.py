@@ -2,10 +2,7 @@
 summaries the driver collects from the actors, the completeness check, and
 failures.jsonl and manifest.json."""
 import logging
-import os
-import shutil
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -33,18 +30,6 @@ def shard_name(source: int, first_line: int) -> str:
     """The name (without suffix) of the shard that starts at ``first_line`` of
     input ``source``: names sort in input order."""
     return f"part-{source:05d}-{first_line:012d}"
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Write to a temporary name and rename: a reader (or a retry) sees the
-    whole file or none of it."""
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_jsonl(path: Path, results: List[Tuple[int, Dict[str, Any], str]]) -> None:
@@ -254,17 +239,6 @@ def check_output_dir(out_dir: Path, sources: Sequence[Source]) -> None:
                 path=out_dir, problem="holds files and is not the output of an earlier run (no manifest.json)"
             )
         )
-
-
-def replace_dir(tmp_dir: Path, out_dir: Path) -> None:
-    """Move the finished output into place, replacing an earlier run's."""
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex[:8]}.old"
-        os.replace(out_dir, old)
-        os.replace(tmp_dir, out_dir)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp_dir, out_dir)
 
 
 def iter_output_lines(output_dir: Union[str, Path]) -> Iterator[str]:
