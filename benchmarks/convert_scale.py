@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import benchlib as common
 
+from spacy_mlbert.atomic import write_json_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results" / "convert_scale.json"
 LABELS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
 # (language, first code point, number of letters, words separated by spaces)
@@ -132,37 +134,41 @@ def run_size(size: str, work: Path, args: argparse.Namespace) -> Dict[str, Any]:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="100MB,1GB", help="Corpus sizes, e.g. 100MB,300MB,1GB")
+    parser.add_argument("--sizes", default="100MB,1GB", help="Corpus sizes, run in this order, e.g. 100MB,300MB,1GB")
     parser.add_argument("--work-dir", type=Path, help="Where the corpora go (default: a temporary folder)")
     parser.add_argument("--split", default="0.8,0.1,0.1", help="convert's --split")
-    parser.add_argument("--shard-size", type=int, default=50_000, help="convert's --shard-size")
+    parser.add_argument("--shard-size", type=int, default=10_000, help="convert's --shard-size")
     parser.add_argument("--seed", type=int, default=common.SEED)
     parser.add_argument("--out", type=Path, default=RESULTS, help="The results file")
     args = parser.parse_args(argv)
     sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mlbert-convert-", dir=args.work_dir) as tmp:
-        points = [run_size(size, Path(tmp).resolve(), args) for size in sizes]
-    smallest, largest = min(points, key=lambda p: p["input_bytes"]), max(points, key=lambda p: p["input_bytes"])
-    results = {
+    results: Dict[str, Any] = {
         "benchmark": "convert_scale",
         "date": common.now_iso(),
         "command": common.command_line(),
         "settings": {"split": args.split, "shard_size": args.shard_size, "seed": args.seed},
-        "points": points,
-        "rss_ratio_largest_to_smallest": round(largest["peak_rss_mb"] / smallest["peak_rss_mb"], 3),
-        "seconds_per_mb": {p["size"]: round(p["wall_seconds"] / (p["input_bytes"] / 1e6), 3) for p in points},
+        "points": [],
         "versions": common.versions(),
         "git": common.git_state(),
         "machine": common.machine(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    from spacy_mlbert.atomic import write_json_atomic
-
-    write_json_atomic(args.out, results)
+    with tempfile.TemporaryDirectory(prefix="mlbert-convert-", dir=args.work_dir) as tmp:
+        for size in sizes:
+            results["points"].append(run_size(size, Path(tmp).resolve(), args))
+            _summarise(results)
+            # after every size: a run cut short still leaves its figures
+            write_json_atomic(args.out, results)
     common.log(f"wrote {args.out}")
     return results
+
+
+def _summarise(results: Dict[str, Any]) -> None:
+    points = results["points"]
+    smallest, largest = min(points, key=lambda p: p["input_bytes"]), max(points, key=lambda p: p["input_bytes"])
+    results["rss_ratio_largest_to_smallest"] = round(largest["peak_rss_mb"] / smallest["peak_rss_mb"], 3)
+    results["seconds_per_mb"] = {p["size"]: round(p["wall_seconds"] / (p["input_bytes"] / 1e6), 3) for p in points}
 
 
 if __name__ == "__main__":

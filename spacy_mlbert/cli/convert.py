@@ -41,7 +41,7 @@ def convert_cli(
         None, "--name", "-n", help="Output name without --split: OUTPUT_DIR/NAME.spacy (default: train)"
     ),
     shard_size: int = typer.Option(
-        50_000,  # data.shards.DEFAULT_SHARD_SIZE (not imported here: it loads spaCy)
+        10_000,  # data.shards.DEFAULT_SHARD_SIZE (not imported here: it loads spaCy)
         "--shard-size",
         help="Most docs in one .spacy file; a larger output is a folder of such files",
     ),
