@@ -215,3 +215,19 @@ def test_bad_shard_size(tmp_path, value):
     path = write_jsonl(tmp_path / "data.jsonl", corpus_lines(5))
     result = run([path, tmp_path / "out", "--shard-size", value])
     assert result.exit_code == 1 and "[E161]" in result.said
+
+
+def test_duplicate_texts_found_by_the_whole_hash(monkeypatch):
+    """Texts whose hashes share the first 8 bytes are told apart by the rest,
+    and the first of each text is kept even when the sort interleaves them."""
+    from spacy_mlbert.data import Record
+    from spacy_mlbert.data import stream
+
+    fake = {"a": b"\0" * 8 + b"\1" * 8, "b": b"\0" * 8 + b"\2" * 8, "c": b"\3" * 16}
+    monkeypatch.setattr(stream, "text_hash", lambda text: fake[text])
+    index = stream.CorpusIndex()
+    for i, text in enumerate(["a", "b", "a", "c", "b", "a"]):
+        index.add(Record(id=str(i), lang="en", text=text, cats={}))
+    first, repeated = index.first_texts()
+    assert first.tolist() == [True, True, False, True, False, False]
+    assert repeated.tolist() == [True, True, False, False, False, False]

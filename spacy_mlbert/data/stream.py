@@ -59,10 +59,12 @@ class HashedIds(MutableMapping):
     :meth:`repeated_hashes` gives the suspects of the next pass.
     """
 
-    def __init__(self, suspects: frozenset = frozenset()) -> None:
+    def __init__(self, suspects: frozenset = frozenset(), *, note: bool = True) -> None:
         self.suspects = suspects
+        self.note = note  # the last pass needs no hashes: it finds no new suspects
         self.exact: Dict[str, str] = {}
         self.hashes = array("q")
+        self.count = 0
 
     def __getitem__(self, record_id: str) -> str:
         if hash(record_id) not in self.suspects:
@@ -71,7 +73,9 @@ class HashedIds(MutableMapping):
 
     def __setitem__(self, record_id: str, location: str) -> None:
         key = hash(record_id)  # str hashes are fixed within one process
-        self.hashes.append(key)
+        self.count += 1
+        if self.note:
+            self.hashes.append(key)
         if key in self.suspects:
             self.exact[record_id] = location
 
@@ -82,7 +86,7 @@ class HashedIds(MutableMapping):
         return iter(self.exact)
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        return self.count
 
     def repeated_hashes(self) -> frozenset:
         """RETURNS (frozenset): the hashes seen more than once."""
@@ -173,11 +177,12 @@ class CorpusIndex:
         """
         n = len(self)
         halves = numpy.frombuffer(self.hashes, dtype=numpy.uint64).reshape(n, 2)
-        order = numpy.argsort(halves[:, 0], kind="stable")  # equal texts: input order
-        ordered = halves[order]
+        # sorted by the whole hash (lexsort is stable: equal texts stay in input order)
+        order = numpy.lexsort((halves[:, 1], halves[:, 0]))
         same = numpy.zeros(n, dtype=bool)  # same text as the row before, in hash order
-        same[1:] = (ordered[1:] == ordered[:-1]).all(axis=1)
-        del ordered
+        # the first halves decide almost always; the second ones only where they are equal
+        candidates = numpy.flatnonzero(numpy.diff(halves[order, 0]) == 0)
+        same[candidates + 1] = halves[order[candidates + 1], 1] == halves[order[candidates], 1]
         first = numpy.ones(n, dtype=bool)
         first[order[same]] = False
         repeated = numpy.zeros(n, dtype=bool)
@@ -374,7 +379,7 @@ def _stream(
     builders: List[LabelStatsBuilder],
 ) -> List[DuplicateText]:
     labels = index.labels
-    context = options.context(HashedIds(index.suspects))
+    context = options.context(HashedIds(index.suspects, note=False))
     firsts: Dict[bytes, Record] = {}  # kept records whose text comes again
     duplicates: List[DuplicateText] = []
     position = -1
