@@ -28,21 +28,19 @@ import hashlib
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, MutableMapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, MutableMapping, Optional, Sequence, Tuple
 
 import numpy
 import srsly
 
 from ..atomic import atomic_path
 from ..errors import Errors
-from .labels import load_label_list
-from .reader import Paths, as_aliases, iter_records
+from .reader import Paths, ReadOptions, iter_records
 from .records import ConversionReport, DataError, DuplicateText, PathLike, Record
 from .shards import DEFAULT_SHARD_SIZE, DocBinWriter, check_shard_size
 from .split import SPLIT_NAMES, parse_ratios, stratified_folds, warn_empty_splits
 from .stats import LabelStats, LabelStatsBuilder
 from .stratify import PACK_ROWS, BitMatrix
-from .validate import ReadContext
 
 HASH_BYTES = 16
 
@@ -92,37 +90,6 @@ class HashedIds(MutableMapping):
         """RETURNS (frozenset): the hashes seen more than once."""
         keys = numpy.sort(numpy.frombuffer(self.hashes, dtype=numpy.int64))
         return frozenset(int(key) for key in numpy.unique(keys[1:][keys[1:] == keys[:-1]]))
-
-
-@dataclass
-class ReadOptions:
-    """The options of :func:`spacy_mlbert.data.read_records`, to read the inputs twice alike."""
-
-    fmt: str = "auto"
-    aliases: Any = None
-    label_set: Any = None
-    add_labels: bool = False
-    skip_invalid: bool = False
-    lang: Optional[str] = None
-    require_labels: bool = True
-    goemotions_labels: Any = None
-    progress: bool = False
-
-    def context(self, ids: HashedIds) -> ReadContext:
-        """RETURNS (ReadContext): a fresh context for one pass."""
-        label_set = self.label_set
-        if isinstance(label_set, (str, Path)):
-            label_set = load_label_list(label_set)
-        return ReadContext(
-            aliases=as_aliases(self.aliases),
-            label_set=label_set,
-            add_labels=self.add_labels,
-            skip_invalid=self.skip_invalid,
-            lang=self.lang,
-            require_labels=self.require_labels,
-            progress=self.progress,
-            ids=ids,
-        )
 
 
 @dataclass
