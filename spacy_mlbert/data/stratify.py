@@ -57,7 +57,9 @@ class BitMatrix:
         return BitMatrix(self.packed[rows], self.n_cols)
 
 
-def iterative_stratification(matrix: BitMatrix, ratios: Sequence[float], rng: numpy.random.RandomState) -> numpy.ndarray:
+def iterative_stratification(
+    matrix: BitMatrix, ratios: Sequence[float], rng: numpy.random.RandomState
+) -> numpy.ndarray:
     """Assign every row to a fold, spreading each column over the folds in
     the given ratios: the column with the fewest (but some) rows left goes
     first, each of its rows to the fold that still wants most of that column,

@@ -122,7 +122,8 @@ class CorpusIndex:
         """Note one record."""
         self.hashes += text_hash(record.text)
         self.langs.append(self.lang_names.setdefault(record.lang, len(self.lang_names)))
-        labels = [self.label_names.setdefault(label, len(self.label_names)) for label, value in record.cats.items() if value == 1.0]
+        names = self.label_names
+        labels = [names.setdefault(label, len(names)) for label, value in record.cats.items() if value == 1.0]
         self.n_positives.append(len(labels))
         self.positives.extend(labels)
 
@@ -239,7 +240,9 @@ class OutputPlan:
     duplicates: int
 
 
-def plan_outputs(index: CorpusIndex, ratios: Optional[Sequence[float]], *, seed: int = 0, name: str = "train") -> OutputPlan:
+def plan_outputs(
+    index: CorpusIndex, ratios: Optional[Sequence[float]], *, seed: int = 0, name: str = "train"
+) -> OutputPlan:
     """Decide the output of every record: with ratios, remove the duplicate
     texts and split the rest as :func:`split_records` does; without, all go
     to ``name`` (duplicates kept).
