@@ -350,7 +350,8 @@ def _stream(
 ) -> List[DuplicateText]:
     labels = index.labels
     context = options.context(HashedIds(index.suspects, note=False))
-    firsts: Dict[bytes, Record] = {}  # kept records whose text comes again
+    # kept records whose text comes again: location, id and labels, not the text
+    firsts: Dict[bytes, Tuple[str, str, Dict[str, float]]] = {}
     duplicates: List[DuplicateText] = []
     position = -1
     records = iter_records(paths, fmt=options.fmt, context=context, goemotions_labels=options.goemotions_labels)
@@ -361,12 +362,11 @@ def _stream(
             record.finalize(labels)
         target = int(plan.target[position])
         if target < 0:
-            original = firsts[index.hash_at(position)]
-            same = original.cats == record.cats
-            duplicates.append(DuplicateText(record.location, original.location, record.id, original.id, same))
+            location, first_id, cats = firsts[index.hash_at(position)]
+            duplicates.append(DuplicateText(record.location, location, record.id, first_id, cats == record.cats))
             continue
         if plan.repeated[position]:
-            firsts[index.hash_at(position)] = record
+            firsts[index.hash_at(position)] = (record.location, record.id, record.cats)
         writers[target].add(record)
         builders[target].add(record)
     if position + 1 != len(index):
