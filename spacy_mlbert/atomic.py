@@ -85,9 +85,11 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
 
 def replace_path(tmp: Path, final: Path) -> None:
     """os.replace, also for a folder over an existing folder (which POSIX
-    rename refuses unless it is empty): the old one is moved aside first and
-    removed only once the new one is in place."""
-    if tmp.is_dir() and final.is_dir() and not final.is_symlink():
+    rename refuses unless it is empty) and for a file over a folder or a
+    folder over a file (``convert`` writes a folder of shards once an output
+    outgrows one file): the old one is moved aside first and removed only once
+    the new one is in place."""
+    if (tmp.is_dir() or final.is_dir()) and final.exists() and not final.is_symlink():
         aside = temporary_name(final)
         os.replace(final, aside)
         try:
@@ -95,7 +97,7 @@ def replace_path(tmp: Path, final: Path) -> None:
         except BaseException:
             os.replace(aside, final)
             raise
-        shutil.rmtree(aside, ignore_errors=True)
+        _remove(aside)
     else:
         os.replace(tmp, final)
 

@@ -466,6 +466,18 @@ class Errors(metaclass=ErrorsWithCodes):
         "the output would not be JSON. The pipeline gives broken scores (NaN "
         "or infinite weights?): retrain it or check the model files."
     )
+    # streaming convert
+    E160 = (
+        "The input changed while it was being converted: {where} is not the "
+        "record the first reading found there (convert reads its inputs twice, "
+        "to split a corpus larger than memory). Nothing was written; convert "
+        "again once the input files are complete and no longer being written."
+    )
+    E161 = (
+        "--shard-size (shard_size) must be a whole number of docs, at least 1; "
+        "got {value!r}. Outputs of up to that many docs are one .spacy file, "
+        "larger ones a folder of .spacy files of that many docs each."
+    )
 
 
 # pip names of modules whose import name differs

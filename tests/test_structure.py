@@ -113,13 +113,20 @@ def test_cli_names_the_missing_extra(monkeypatch, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_library_names_the_missing_extra(monkeypatch):
-    from spacy_mlbert.data import split_records
+def test_library_names_the_missing_extra(monkeypatch, tmp_path):
+    from spacy_mlbert.data import Record, split_records
     from spacy_mlbert.errors import MissingExtra
+    from spacy_mlbert.evaluation.report import plot_f1_per_language
 
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    metrics = {"labels": ["a"], "overall": {"per_label": {}}, "per_language": {}}
+    with pytest.raises(MissingExtra, match=r"E140.*'matplotlib'.*spacy-mlbert\[project\]"):
+        plot_f1_per_language(metrics, tmp_path / "f1.png")
+    # the split is the package's own (data/stratify.py): iterstrat is not needed
     monkeypatch.setitem(sys.modules, "iterstrat", None)
-    with pytest.raises(MissingExtra, match=r"E140.*iterative-stratification.*spacy-mlbert\[project\]"):
-        split_records([], "0.8,0.2")
+    records = [Record(id=str(i), lang="en", text=f"t{i}", cats={"a": float(i % 2)}) for i in range(10)]
+    splits, _ = split_records(records, "0.8,0.2")
+    assert sum(len(part) for part in splits.values()) == 10
 
 
 def test_cli_starts_without_the_application_packages(tmp_path):
@@ -133,12 +140,13 @@ def test_cli_starts_without_the_application_packages(tmp_path):
     assert listed.returncode == 0, listed.stderr
     for command in ("convert", "evaluate", "annotate", "tune-thresholds", "model-card"):
         assert command in listed.stdout
-    split = subprocess.run(
-        [sys.executable, "-c", run_cli, "convert", str(tmp_path / "in.jsonl"), str(tmp_path / "out"), "--split", "0.8,0.2"],
+    args = ["evaluate", str(tmp_path / "model"), str(tmp_path / "dev.spacy"), "-o", str(tmp_path / "m.json")]
+    missing = subprocess.run(
+        [sys.executable, "-c", run_cli, *args, "-r", str(tmp_path / "report")],
         capture_output=True,
         text=True,
         cwd=PACKAGE.parent,
     )
-    assert split.returncode == 1
-    assert "E140" in split.stdout and "spacy-mlbert[project]" in split.stdout
-    assert "Traceback" not in split.stdout + split.stderr
+    assert missing.returncode == 1
+    assert "E140" in missing.stdout and "spacy-mlbert[project]" in missing.stdout
+    assert "Traceback" not in missing.stdout + missing.stderr

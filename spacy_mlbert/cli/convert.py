@@ -1,6 +1,6 @@
 """``spacy-mlbert convert INPUT... OUTPUT_DIR``: data files to spaCy DocBins."""
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import typer
 from wasabi import Printer, msg
@@ -40,6 +40,11 @@ def convert_cli(
     name: Optional[str] = typer.Option(
         None, "--name", "-n", help="Output name without --split: OUTPUT_DIR/NAME.spacy (default: train)"
     ),
+    shard_size: int = typer.Option(
+        10_000,  # data.shards.DEFAULT_SHARD_SIZE (not imported here: it loads spaCy)
+        "--shard-size",
+        help="Most docs in one .spacy file; a larger output is a folder of such files",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only, no progress bars"),
 ) -> None:
     """Convert multilingual multi-label data to spaCy DocBins (.spacy).
@@ -49,10 +54,13 @@ def convert_cli(
     OUTPUT_DIR/NAME.spacy; with --split, duplicate texts are removed and the
     rest is split, stratified over labels and languages, into train.spacy,
     dev.spacy (and test.spacy). labels.json holds the label set, and per output
-    NAME.stats.json/.md the label counts per language.
+    NAME.stats.json/.md the label counts per language. An output of more than
+    --shard-size docs is a folder NAME.spacy of .spacy files (spacy train and
+    every command here read both). The inputs are read twice, so memory stays
+    small for any corpus size; all outputs appear together once complete, or,
+    after an error, none.
     """
-    modules = ("tqdm", "iterstrat") if split is not None else ("tqdm",)
-    require_extra("project", *modules, purpose="convert data" + (" and split it" if split else ""))
+    require_extra("project", "tqdm", purpose="convert data")
     from ..data import DataError
 
     try:
@@ -70,6 +78,7 @@ def convert_cli(
             goemotions_labels=goemotions_labels,
             stats_dir=stats_dir,
             name=name,
+            shard_size=shard_size,
             quiet=quiet,
         )
     except DataError as err:
@@ -96,30 +105,21 @@ def _convert(
     goemotions_labels: Optional[Path],
     stats_dir: Optional[Path],
     name: Optional[str],
+    shard_size: int,
     quiet: bool,
 ) -> None:
-    import srsly
-
-    from ..data import (
-        DataError,
-        Record,
-        label_stats,
-        parse_ratios,
-        print_label_stats,
-        read_records,
-        records_to_docbin,
-        remove_duplicate_texts,
-        save_label_stats,
-        split_records,
-    )
+    from ..data import DataError, print_label_stats
+    from ..data.shards import check_shard_size
+    from ..data.split import parse_ratios
+    from ..data.stream import ReadOptions, index_corpus, plan_outputs, write_outputs
     from ..errors import Errors
 
     out = Printer(no_print=quiet)
     ratios = parse_ratios(split) if split is not None else None  # fail before reading
+    check_shard_size(shard_size)
     if ratios is not None and name is not None:
         out.warn("--name is ignored with --split: the outputs are train/dev/test.spacy")
-    records, report = read_records(
-        inputs,
+    options = ReadOptions(
         fmt=fmt,
         aliases=aliases,
         label_set=labels,
@@ -129,27 +129,23 @@ def _convert(
         goemotions_labels=goemotions_labels,
         progress=not quiet,
     )
+    index = index_corpus(inputs, options)
+    report = index.report
     _print_issues(out, report)
-    if not records:
+    if not len(index):
         shown = ", ".join(str(path) for path in inputs)
         detail = f"{report.skipped} record(s) skipped, {report.blank} blank line(s)"
         raise DataError(Errors.E048.format(inputs=shown, detail=detail))
-    label_list = report.labels
-    outputs: Dict[str, List[Record]]
-    if ratios is not None:
-        outputs, duplicates = split_records(records, ratios, seed=seed, labels=label_list)
-        report.note_duplicates_removed(duplicates)
-        if duplicates:
-            differing = sum(not dup.same_labels for dup in duplicates)
-            out.info(
-                f"Removed {len(duplicates)} duplicate text(s), keeping the first of each "
-                f"({differing} had other labels than the kept one); see convert-report.json"
-            )
-    else:
-        outputs = {name or "train": records}
-        _, duplicates = remove_duplicate_texts(records)
-        if duplicates:
-            out.info(f"{len(duplicates)} text(s) occur more than once; kept (only --split removes duplicates)")
+    plan = plan_outputs(index, ratios, seed=seed, name=name or "train")
+    if ratios is None and plan.duplicates:
+        out.info(f"{plan.duplicates} text(s) occur more than once; kept (only --split removes duplicates)")
+    written = write_outputs(inputs, options, index, plan, output_dir, stats_dir=stats_dir, shard_size=shard_size)
+    if written.duplicates:
+        differing = sum(not dup.same_labels for dup in written.duplicates)
+        out.info(
+            f"Removed {len(written.duplicates)} duplicate text(s), keeping the first of each "
+            f"({differing} had other labels than the kept one); see convert-report.json"
+        )
     out.good(f"Read {report.summary()}")
     if report.default_lang:
         out.warn(f"{report.default_lang} record(s) name no language and got 'xx'; pass --lang to set one")
@@ -157,22 +153,14 @@ def _convert(
         out.warn(f"Added label(s) outside --labels: {', '.join(report.added_labels)}")
     if not report.counts_add_up:  # a bug, not a data problem: say so loudly
         out.warn(f"The counts do not add up: {report.to_dict()}")
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stats_dir = stats_dir if stats_dir is not None else output_dir
-    for split_name, part in outputs.items():
-        path = output_dir / f"{split_name}.spacy"
-        records_to_docbin(part, labels=label_list).to_disk(path)
-        out.good(f"Wrote {len(part)} doc(s) to {path}")
-        stats = label_stats(part, label_list)
+    for split_name, path in written.paths.items():
+        shape = "a folder of .spacy files" if path.is_dir() else "one file"
+        out.good(f"Wrote {plan.sizes[split_name]} doc(s) to {path} ({shape})")
         if not quiet:
+            stats = written.stats[split_name]
             print_label_stats(stats, title=f"{split_name}: positives/known per language", printer=out)
-        save_label_stats(stats, stats_dir, split_name)
-    labels_path = output_dir / "labels.json"
-    srsly.write_json(labels_path, label_list)
-    srsly.write_json(stats_dir / "convert-report.json", report.to_dict())
-    out.good(f"Wrote the label set ({len(label_list)} labels) to {labels_path}")
-    out.text(f"Label statistics and the report are in {stats_dir}")
+    out.good(f"Wrote the label set ({len(index.labels)} labels) to {written.labels_path}")
+    out.text(f"Label statistics and the report are in {stats_dir if stats_dir is not None else output_dir}")
 
 
 def _print_issues(out: Printer, report) -> None:

@@ -76,9 +76,24 @@ Splitting
   splitting, keeping the first in input order, so that no text is in two
   splits; each removal is reported, flagged when the labels differed.
   Without a split nothing is removed.
-- Iterative stratification (the ``iterative-stratification`` package) in one
-  pass with the target ratios, over the labels (unknown counts as 0, for the
-  split only) plus one column per language; seeded and deterministic.
+- Iterative stratification in one pass with the target ratios, over the
+  labels (unknown counts as 0, for the split only) plus one column per
+  language; seeded and deterministic. ``stratify.py`` holds the matrix as
+  bits and makes the same folds, draw for draw, as the
+  ``iterative-stratification`` package that earlier versions called.
+
+Large corpora (``stream.py``, what ``convert`` runs)
+
+- The inputs are read twice: first to validate them and note each record's
+  text hash, language and positives (some 20 bytes a record), which decide
+  the de-duplication and the split; then to stream the records into their
+  outputs. The split is the one ``split_records`` makes of the same records.
+- An output of more than ``shard_size`` docs (10,000) is a folder of
+  ``.spacy`` files of that many docs (``shards.py``), which ``spacy train``
+  and every reader here read in name order; smaller ones stay one file.
+- All outputs go to temporary names and appear together once complete; on
+  an error none does, and earlier outputs stay as they were. An input that
+  changes between the two readings is an error (E160).
 """
 from .aliases import LabelAliases, load_aliases
 from .docbin import doc_to_record, read_docbin, record_to_doc, records_to_docbin

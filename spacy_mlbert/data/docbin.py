@@ -100,12 +100,15 @@ def doc_to_record(doc: Doc) -> Record:
 
 
 def read_docbin(path: PathLike, nlp: Union[Language, str, None] = None) -> List[Doc]:
-    """Read the docs of a .spacy file, with their extension values.
+    """Read the docs of a .spacy file, or of a folder of them (``convert``'s
+    shards, in name order), with their extension values.
 
-    path (PathLike): the file.
+    path (PathLike): the file or folder.
     nlp (Union[Language, str, None]): a pipeline or language code for the vocab.
     RETURNS (List[Doc]): the docs.
     """
+    from ..evaluation.evaluate import docbin_files
+
     install_extensions()
     nlp = make_nlp(nlp)
-    return list(DocBin().from_disk(path).get_docs(nlp.vocab))
+    return [doc for file in docbin_files(path) for doc in DocBin().from_disk(file).get_docs(nlp.vocab)]

@@ -189,16 +189,20 @@ def check_label_sets_match(
 
 
 def docbin_labels(path: PathLike) -> List[str]:
-    """The labels known for at least one doc of a .spacy file, in order of appearance.
+    """The labels known for at least one doc of a .spacy file (or of a folder
+    of them), in order of appearance.
 
-    path (PathLike): a DocBin file.
+    path (PathLike): a DocBin file, or a folder of DocBin files.
     RETURNS (List[str]): the labels.
     """
     from spacy.tokens import DocBin
-    from spacy.vocab import Vocab
+
+    from ..evaluation.evaluate import docbin_files
 
     seen: Dict[str, None] = {}
-    for doc in DocBin().from_disk(path).get_docs(Vocab()):
-        for label in doc.cats:
-            seen.setdefault(label, None)
+    for file in docbin_files(path):
+        # DocBin keeps each doc's cats: no need to make the docs
+        for cats in DocBin().from_disk(file).cats:
+            for label in cats:
+                seen.setdefault(label, None)
     return list(seen)

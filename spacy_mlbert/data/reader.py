@@ -1,7 +1,8 @@
 """Reading one or more input files of any supported format into records."""
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sequence, Tuple, Union
 
 from ..errors import Errors
 from .aliases import LabelAliases, load_aliases
@@ -117,6 +118,38 @@ def iter_records(
             yield from iter_goemotions_records(path, names, context=context)
 
 
+@dataclass
+class ReadOptions:
+    """The options of :func:`read_records` (see there), kept together so that
+    ``convert`` can read its inputs twice alike."""
+
+    fmt: str = "auto"
+    aliases: Any = None
+    label_set: Any = None
+    add_labels: bool = False
+    skip_invalid: bool = False
+    lang: Optional[str] = None
+    require_labels: bool = True
+    goemotions_labels: Any = None
+    progress: bool = False
+
+    def context(self, ids: Optional[MutableMapping[str, str]] = None) -> ReadContext:
+        """RETURNS (ReadContext): a fresh context (``ids``: see ReadContext)."""
+        label_set = self.label_set
+        if isinstance(label_set, (str, Path)):
+            label_set = load_label_list(label_set)
+        return ReadContext(
+            aliases=as_aliases(self.aliases),
+            label_set=label_set,
+            add_labels=self.add_labels,
+            skip_invalid=self.skip_invalid,
+            lang=self.lang,
+            require_labels=self.require_labels,
+            progress=self.progress,
+            ids=ids,
+        )
+
+
 def read_records(
     paths: Paths,
     *,
@@ -149,17 +182,18 @@ def read_records(
         its known labels in ``cats``, and the report (``report.labels`` is the
         final label set).
     """
-    if isinstance(label_set, (str, Path)):
-        label_set = load_label_list(label_set)
-    context = ReadContext(
-        aliases=as_aliases(aliases),
+    options = ReadOptions(
+        fmt=fmt,
+        aliases=aliases,
         label_set=label_set,
         add_labels=add_labels,
         skip_invalid=skip_invalid,
         lang=lang,
         require_labels=require_labels,
+        goemotions_labels=goemotions_labels,
         progress=progress,
     )
+    context = options.context()
     records = list(iter_records(paths, fmt=fmt, context=context, goemotions_labels=goemotions_labels))
     labels = context.finish()
     for record in records:

@@ -4,9 +4,9 @@
   occurrence in input order, so that no text can land in two splits. The
   removed records are reported, with a flag when their labels differed from
   the kept record's.
-- The split is iterative stratification (Sechidis et al., 2011) from the
-  ``iterative-stratification`` package, done in one pass with three target
-  ratios, over a 0/1 matrix of the labels (an unknown label counts as 0 here,
+- The split is iterative stratification (Sechidis et al., 2011), done in
+  one pass with three target ratios (:mod:`.stratify`, which splits as the
+  ``iterative-stratification`` package did), over a 0/1 matrix of the labels (an unknown label counts as 0 here,
   and only here) plus one column per language. Label combinations and
   languages are thereby spread over the splits in the given ratios.
 - The rows are shuffled with the seed first; the same input and seed give the
@@ -17,8 +17,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from ..errors import Errors, require_extra
+from ..errors import Errors
 from .records import DataError, DuplicateText, Record
+from .stratify import BitMatrix, iterative_stratification
 
 logger = logging.getLogger("spacy_mlbert")
 
@@ -111,9 +112,6 @@ def split_records(
     RETURNS (Tuple[Dict[str, List[Record]], List[DuplicateText]]): the splits,
         "train", "dev" (and "test"), in input order, and the removed duplicates.
     """
-    require_extra("project", "iterstrat", purpose="split records by iterative stratification")
-    from iterstrat.ml_stratifiers import IterativeStratification
-
     shares = parse_ratios(ratios)
     names = SPLIT_NAMES[: len(shares)]
     kept, removed = remove_duplicate_texts(records)
@@ -125,17 +123,36 @@ def split_records(
         labels = list(seen)
     splits: Dict[str, List[Record]] = {name: [] for name in names}
     if kept:
-        matrix = label_matrix(kept, labels)
-        rng = numpy.random.RandomState(seed)
-        order = rng.permutation(len(kept))
-        # the package's own splitters make two-way splits; its core function
-        # takes any number of target ratios, so all three come from one pass
-        folds_in_order = IterativeStratification(labels=matrix[order], r=numpy.asarray(shares), random_state=rng)
-        folds = numpy.empty(len(kept), dtype=int)
-        folds[order] = folds_in_order
+        folds = stratified_folds(BitMatrix.from_dense(label_matrix(kept, labels)), shares, seed=seed)
         for record, fold in zip(kept, folds):
             splits[names[fold]].append(record)
-    for name, part in splits.items():
-        if not part:
-            logger.warning("split '%s' is empty: %d record(s) are too few for the ratios %s", name, len(kept), shares)
+    warn_empty_splits({name: len(part) for name, part in splits.items()}, shares)
     return splits, removed
+
+
+def stratified_folds(matrix: BitMatrix, shares: Sequence[float], *, seed: int) -> numpy.ndarray:
+    """The split of each row: the rows are shuffled with the seed, then
+    stratified (the same random state breaks the ties).
+
+    matrix (BitMatrix): the rows of :func:`label_matrix`, in input order.
+    shares (Sequence[float]): the ratios, from :func:`parse_ratios`.
+    seed (int): the random seed.
+    RETURNS (numpy.ndarray): the index of each row's split (int8), in input order.
+    """
+    rng = numpy.random.RandomState(seed)
+    order = rng.permutation(matrix.n_rows)
+    folds = numpy.empty(matrix.n_rows, dtype=numpy.int8)
+    folds[order] = iterative_stratification(matrix.take(order), shares, rng)
+    return folds
+
+
+def warn_empty_splits(sizes: Dict[str, int], shares: Sequence[float]) -> None:
+    """Log a warning for each split that got no record.
+
+    sizes (Dict[str, int]): the number of records of each split.
+    shares (Sequence[float]): the ratios.
+    """
+    total = sum(sizes.values())
+    for name, size in sizes.items():
+        if not size:
+            logger.warning("split '%s' is empty: %d record(s) are too few for the ratios %s", name, total, shares)

@@ -112,6 +112,28 @@ class LabelStats:
         return "\n".join(lines) + "\n"
 
 
+class LabelStatsBuilder:
+    """Counts records one at a time, for a corpus streamed past once.
+
+    labels (Sequence[str]): the label set.
+    """
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.languages: Dict[str, LabelCounts] = {}
+        self.total = LabelCounts()
+
+    def add(self, record: Record) -> None:
+        """Count one finalized record."""
+        self.languages.setdefault(record.lang, LabelCounts()).add(record, self.labels)
+        self.total.add(record, self.labels)
+
+    def build(self) -> LabelStats:
+        """RETURNS (LabelStats): the statistics; languages sorted by code."""
+        ordered = {lang: self.languages[lang] for lang in sorted(self.languages)}
+        return LabelStats(list(self.labels), ordered, self.total)
+
+
 def label_stats(records: Iterable[Record], labels: Optional[Sequence[str]] = None) -> LabelStats:
     """Count labels per language.
 
@@ -119,20 +141,17 @@ def label_stats(records: Iterable[Record], labels: Optional[Sequence[str]] = Non
     labels (Optional[Sequence[str]]): the label set (default: labels seen, in order).
     RETURNS (LabelStats): the statistics; languages sorted by code.
     """
-    records = list(records)
     if labels is None:
+        records = list(records)
         seen: Dict[str, None] = {}
         for record in records:
             for label in record.cats:
                 seen.setdefault(label, None)
         labels = list(seen)
-    languages: Dict[str, LabelCounts] = {}
-    total = LabelCounts()
+    builder = LabelStatsBuilder(labels)
     for record in records:
-        languages.setdefault(record.lang, LabelCounts()).add(record, labels)
-        total.add(record, labels)
-    ordered = {lang: languages[lang] for lang in sorted(languages)}
-    return LabelStats(list(labels), ordered, total)
+        builder.add(record)
+    return builder.build()
 
 
 def print_label_stats(stats: LabelStats, *, title: Optional[str] = None, printer: Optional[Printer] = None) -> None:

@@ -10,7 +10,7 @@ import math
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sequence, Tuple
 
 from ..errors import Errors
 from .aliases import LabelAliases
@@ -156,15 +156,18 @@ class ReadContext:
         require_labels: bool = True,
         report: Optional[ConversionReport] = None,
         progress: bool = False,
+        ids: Optional[MutableMapping[str, str]] = None,
     ) -> None:
-        """Set up one conversion; see :func:`spacy_mlbert.data.read_records` for the options."""
+        """Set up one conversion; see :func:`spacy_mlbert.data.read_records` for
+        the options. ``ids`` holds the ids seen (id -> location), a dict by
+        default; streaming conversion passes a smaller stand-in."""
         self.labels = LabelSet(label_set, add_labels=add_labels, aliases=aliases)
         self.skip_invalid = skip_invalid
         self.lang = check_lang(lang, location="option --lang (lang=...)", field="lang") if lang is not None else None
         self.require_labels = require_labels
         self.report = report if report is not None else ConversionReport()
         self.progress = progress
-        self.ids: Dict[str, str] = {}
+        self.ids: MutableMapping[str, str] = ids if ids is not None else {}
 
     def record_lang(self, data_lang: Any, *, location: str, default: Optional[str] = None) -> Tuple[str, bool]:
         """The language of a record.
