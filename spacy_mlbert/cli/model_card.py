@@ -6,7 +6,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from ..atomic import write_json_atomic
+from ..atomic import atomic_open, write_json_atomic
 from ..errors import coded_message
 from ._app import app
 
@@ -25,17 +25,27 @@ def model_card_cli(
         "names this model's config and encoder",
     ),
     config: Optional[Path] = typer.Option(None, "--config", help="The training config the pipeline was trained from"),
+    license: Optional[str] = typer.Option(None, "--license", help="The pipeline's license, e.g. MIT"),
+    license_files: bool = typer.Option(
+        True, "--license-files/--no-license-files",
+        help="Write LICENSE and LICENSES_SOURCES (the encoder's license) into MODEL, for spacy package",
+    ),
 ) -> None:
     """Write meta.json whose model card describes this pipeline: its evaluation
     tables and encoder provenance, and a benchmark only of the same config and encoder."""
-    from ..packaging.model_card import build_meta
+    from ..packaging.model_card import build_meta, encoder_source
+    from ..packaging.model_card import license_files as make_license_files
 
     try:
         meta = build_meta(
             model, srsly.read_json(metrics), name=name, version=version, evaluated_on=evaluated_on,
-            benchmark=benchmark, config=config,
+            benchmark=benchmark, config=config, license=license,
         )
         output.parent.mkdir(parents=True, exist_ok=True)
+        if license_files:
+            for file_name, text in make_license_files(meta, encoder_source(model)).items():
+                with atomic_open(model / file_name) as handle:
+                    handle.write(text)
         write_json_atomic(output, meta)
     except (OSError, ValueError, KeyError) as err:
         msg.fail(coded_message(err))

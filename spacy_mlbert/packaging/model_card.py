@@ -58,6 +58,7 @@ def build_meta(
     evaluated_on: str = "the held-out test split",
     benchmark: Optional[Union[str, Path]] = None,
     config: Optional[Union[str, Path]] = None,
+    license: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The pipeline's meta.json with a model card of this pipeline.
 
@@ -78,6 +79,7 @@ def build_meta(
         when they are this pipeline's.
     config (Optional[Union[str, Path]]): The training config the pipeline
         was trained from (its file name is what a benchmark names).
+    license (Optional[str]): The pipeline's license (e.g. "MIT").
     RETURNS (Dict[str, Any]): The meta; ``meta["mlbert"]["benchmark"]`` says
         whether the benchmark was quoted and why.
     """
@@ -87,6 +89,8 @@ def build_meta(
         meta["name"] = name
     if version:
         meta["version"] = version
+    if license:
+        meta["license"] = license
     check_metrics_of_model(model_dir, metrics)
     source = encoder_source(model_dir)
     overall = metrics["overall"]
@@ -116,6 +120,31 @@ def build_meta(
         "cats_score": overall["macro_f"],
     }
     return meta
+
+
+def license_files(meta: Mapping[str, Any], source: Mapping[str, Any]) -> Dict[str, str]:
+    """LICENSE and LICENSES_SOURCES for the pipeline folder, which ``spacy
+    package`` puts into the wheel (its MANIFEST.in lists both; without them
+    setuptools warns): the pipeline's license as meta.json states it, and
+    the encoder's, from the card's sources.
+
+    meta (Mapping[str, Any]): The card's meta (from build_meta).
+    source (Mapping[str, Any]): From encoder_source.
+    RETURNS (Dict[str, str]): {file name: text}.
+    """
+    package = f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')} {meta.get('version', '')}".strip()
+    stated = meta.get("license") or "not stated (give one with `spacy-mlbert model-card --license`)"
+    license_text = (
+        f"{package}\n\nLicense: {stated}\n\nThe trained weights build on the sources listed in "
+        "LICENSES_SOURCES; their licenses apply to them too.\n"
+    )
+    lines = [f"# {source['name']}", ""]
+    for key, title in (("author", "Author"), ("url", "URL"), ("license", "License")):
+        lines.append(f"* {title}: {source.get(key) or 'not recorded'}")
+    provenance = source.get("provenance") or {}
+    if provenance.get("weights"):
+        lines += ["", provenance["weights"]]
+    return {"LICENSE": license_text, "LICENSES_SOURCES": "\n".join(lines) + "\n"}
 
 
 def check_metrics_of_model(model_dir: Path, metrics: Mapping[str, Any]) -> None:
