@@ -16,6 +16,7 @@ from spacy.util import load_config
 from ..errors import Errors, Warnings
 from ..evaluation.evaluate import TEXTCAT_FACTORY
 from ..evaluation.report import markdown_report
+from ..pipeline import PRECISION
 
 PROVENANCE_FILE = "MLBERT_PROVENANCE.json"
 # The first line of a benchmark table that may be quoted on a model card,
@@ -75,7 +76,7 @@ def build_meta(
     evaluated_on (str): What the metrics were computed on, for the card.
     benchmark (Optional[Union[str, Path]]): A Markdown benchmark table whose
         first line names the config and encoder it was measured with
-        (BENCHMARK_HEADER), quoted under "Benchmark of this configuration"
+        (BENCHMARK_PREFIX), quoted under "Benchmark of this configuration"
         when they are this pipeline's.
     config (Optional[Union[str, Path]]): The training config the pipeline
         was trained from (its file name is what a benchmark names).
@@ -154,9 +155,11 @@ def check_metrics_of_model(model_dir: Path, metrics: Mapping[str, Any]) -> None:
     cfg_file = model_dir / _textcat_name(model_dir) / "cfg"
     cfg = srsly.read_json(cfg_file)
     own = cfg.get("thresholds", {})
-    thresholds = {label: float(own.get(label, cfg.get("threshold", 0.5))) for label in cfg.get("labels", [])}
+    # rounded as the component's thresholds property rounds them
+    default = cfg.get("threshold", 0.5)
+    thresholds = {label: round(float(own.get(label, default)), PRECISION) for label in cfg.get("labels", [])}
     written = {label: float(value) for label, value in metrics.get("thresholds", {}).items()}
-    same = set(thresholds) == set(written) and all(abs(thresholds[k] - written[k]) < 1e-6 for k in thresholds)
+    same = set(thresholds) == set(written) and all(abs(thresholds[k] - written[k]) < 1e-9 for k in thresholds)
     if not same or list(metrics.get("labels", [])) != list(cfg.get("labels", [])):
         raise ValueError(
             Errors.E171.format(
