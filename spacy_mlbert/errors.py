@@ -49,6 +49,15 @@ class Warnings(metaclass=ErrorsWithCodes):
         "total_steps in [training.optimizer.learn_rate], or pass an optimizer "
         "yourself, e.g. nlp.resume_training(sgd=...)."
     )
+    # model card
+    W030 = (
+        "The benchmark table '{path}' is not quoted on the model card: it was "
+        "measured with {measured}, this model with {model}. A card quotes only "
+        "a benchmark of its own config and encoder; to quote one, measure this "
+        "configuration and give the table a first line {prefix} "
+        "{{\"config\": \"<config file name>\", \"encoder\": \"<encoder name>\"}} -->, "
+        "and pass --config with the config the model was trained from."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -477,6 +486,20 @@ class Errors(metaclass=ErrorsWithCodes):
         "--shard-size (shard_size) must be a whole number of docs, at least 1; "
         "got {value!r}. Outputs of up to that many docs are one .spacy file, "
         "larger ones a folder of .spacy files of that many docs each."
+    )
+    # model card
+    E170 = (
+        "The first line of the benchmark table '{path}' ({line!r}) is not a "
+        "valid spacy-mlbert benchmark header: {detail}. Write it as "
+        "<!-- spacy-mlbert benchmark: {{\"config\": \"mlbert_e5_small.cfg\", "
+        "\"encoder\": \"intfloat/multilingual-e5-small\"}} --> (JSON between the "
+        "colon and '-->'), or drop the line."
+    )
+    E171 = (
+        "The metrics are not this model's: '{path}' has labels {labels} at "
+        "thresholds {thresholds}, the metrics labels {found_labels} at "
+        "thresholds {found}. Evaluate this pipeline (spacy-mlbert evaluate "
+        "{path} DATA --output metrics.json) and make the card from that file."
     )
 
 

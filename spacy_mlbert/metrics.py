@@ -1,10 +1,15 @@
 """Multi-label metrics over arrays, shared by the scorer and the evaluate command.
 
 A label that is not annotated for a text (absent from the gold ``doc.cats``) is
-*unknown* there: it counts neither as a positive nor as a negative. Precision,
-recall and F1 follow scikit-learn's conventions (0.0 where a ratio is 0/0), so
-the per-language numbers match the official SemEval-2025 Task 11 script on
-complete annotations.
+*unknown* there: it counts neither as a positive nor as a negative.
+
+Undefined is not zero: a figure with no annotated cell behind it (a label
+never annotated, a language whose texts annotate no label) is None, never
+0.0; a label without one is left out of ``per_label``. Where cells are
+annotated, precision, recall and F1 follow scikit-learn's conventions
+(``zero_division=0``: precision 0.0 without a predicted positive, recall 0.0
+without a gold positive), so the per-language numbers match the official
+SemEval-2025 Task 11 script on complete annotations.
 """
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -127,7 +132,8 @@ def multilabel_scores(
     thresholds (Mapping[str, float]): decision threshold per label (>= is positive).
     RETURNS (dict): micro_p/r/f, macro_p/r/f, macro_auc, n_docs and per_label
         {label: {p, r, f, auc, support, n_known}}. Macro averages run over the
-        labels annotated for at least one document.
+        labels annotated for at least one document; without any such label
+        every micro and macro figure is None (nothing was scored).
     """
     per_label: Dict[str, Dict] = {}
     tp_all = fp_all = fn_all = 0.0
@@ -150,12 +156,14 @@ def multilabel_scores(
             "support": int(gold.sum()),
             "n_known": int(mask.sum()),
         }
-    micro_p, micro_r, micro_f = _prf(tp_all, fp_all, fn_all)
+    # no annotated cell: nothing was scored, so the figures are undefined
+    micro: Tuple[Optional[float], ...] = _prf(tp_all, fp_all, fn_all) if per_label else (None, None, None)
+    micro_p, micro_r, micro_f = micro
     aucs = [v["auc"] for v in per_label.values() if v["auc"] is not None]
 
-    def macro(key: str) -> float:
+    def macro(key: str) -> Optional[float]:
         values = [v[key] for v in per_label.values()]
-        return float(numpy.mean(values)) if values else 0.0
+        return float(numpy.mean(values)) if values else None
 
     return {
         "n_docs": int(y_true.shape[0]),

@@ -6,6 +6,7 @@ import srsly
 import typer
 from wasabi import msg
 
+from ..atomic import atomic_open
 from ..errors import coded_message
 from ._app import app
 
@@ -26,7 +27,8 @@ def compare_cli(
     try:
         text = compare_markdown([srsly.read_json(p) for p in metrics], columns)
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf8")
+        with atomic_open(output) as handle:
+            handle.write(text)
     except (OSError, ValueError, KeyError) as err:
         msg.fail(coded_message(err))
         raise typer.Exit(code=1) from None

@@ -6,6 +6,7 @@ import srsly
 import typer
 from wasabi import msg
 
+from ..atomic import atomic_path
 from ..errors import coded_message
 from . import _engine
 from ._app import app, require_extra
@@ -64,12 +65,15 @@ def evaluate_cli(
             arrays = predict_arrays_local(nlp, data, batch_size=batch_size, n_process=n)
         metrics = compute_metrics(arrays, textcat.thresholds)
         output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, metrics)
         written = None
-        if report_dir is not None:
-            from ..evaluation.report import write_report
+        # metrics.json appears only once the report is written too: a failed
+        # report leaves no metrics that look like a finished evaluation
+        with atomic_path(output) as tmp:
+            srsly.write_json(tmp, metrics)
+            if report_dir is not None:
+                from ..evaluation.report import write_report
 
-            written = write_report(metrics, arrays, report_dir)
+                written = write_report(metrics, arrays, report_dir)
     except (OSError, ValueError, RayNotInstalled) as err:
         # coded messages say what to do; a traceback would only hide them
         msg.fail(coded_message(err))
@@ -85,7 +89,7 @@ def print_metrics(metrics: Mapping[str, Any]) -> None:
 
     metrics (Mapping[str, Any]): From evaluation.compute_metrics.
     """
-    from ..evaluation.markdown import overall_table, per_label_table, per_language_table
+    from ..evaluation.markdown import overall_table, per_label_table, per_language_table, undefined_note
 
     msg.divider(f"Overall ({metrics['n_docs']} documents)")
     for title, (header, rows) in (
@@ -96,3 +100,6 @@ def print_metrics(metrics: Mapping[str, Any]) -> None:
         if title:
             msg.divider(title)
         msg.table(rows, header=header, divider=True, aligns=("l",) + ("r",) * (len(header) - 1))
+    note = undefined_note(metrics)
+    if note:
+        msg.warn(note)

@@ -35,6 +35,33 @@ def format_number(value: Any, digits: int = DIGITS) -> str:
     return f"{value:.{digits}f}"
 
 
+def not_annotated(metrics: Mapping[str, Any]) -> List[str]:
+    """What has no annotated cell, so that its figures are undefined ('–',
+    null in JSON) rather than 0: languages whose texts annotate no label,
+    then labels that no text annotates.
+
+    metrics (Mapping[str, Any]): From evaluation.compute_metrics (or a
+        metrics.json written by ``evaluate``).
+    RETURNS (List[str]): e.g. ["lang xx", "label disgust"].
+    """
+    # a scope with an annotated cell always has its micro F1
+    langs = [f"lang {lang}" for lang, scores in metrics.get("per_language", {}).items() if (scores or {}).get("micro_f") is None]
+    per_label = (metrics.get("overall") or {}).get("per_label") or {}
+    return langs + [f"label {label}" for label in metrics.get("labels", []) if per_label.get(label) is None]
+
+
+def undefined_note(metrics: Mapping[str, Any]) -> Optional[str]:
+    """The one-line note under a table with undefined figures, or None.
+
+    metrics (Mapping[str, Any]): See not_annotated.
+    RETURNS (Optional[str]): e.g. "No annotated cell for: lang xx, label disgust ('–': undefined, not 0)."
+    """
+    names = not_annotated(metrics)
+    if not names:
+        return None
+    return f"No annotated cell for: {', '.join(names)} ({UNDEFINED}: undefined, not 0)."
+
+
 def markdown_table(
     header: Sequence[str], rows: Sequence[Sequence[Any]], aligns: Optional[Sequence[str]] = None
 ) -> List[str]:

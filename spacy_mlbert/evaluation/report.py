@@ -4,6 +4,7 @@ The plots use matplotlib's object API on an Agg canvas, never pyplot, so
 writing a report neither needs a display nor changes the global backend of a
 program that imports this module.
 """
+import contextlib
 import logging
 import math
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy
 
+from ..atomic import atomic_path
 from ..errors import Errors, require_extra
-from .markdown import UNDEFINED, format_number, markdown_table, overall_table, per_label_table
+from .markdown import UNDEFINED, format_number, markdown_table, overall_table, per_label_table, undefined_note
 from .evaluate import PredictionArrays
 
 logger = logging.getLogger("spacy_mlbert")
@@ -47,18 +49,30 @@ def write_report(
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(Errors.E062.format(path=output_dir))
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
     written = {"markdown": output_dir / REPORT_FILE, "f1_plot": output_dir / F1_PLOT_FILE}
-    plot_f1_per_language(metrics, written["f1_plot"])
     if arrays is not None:
         written["pr_plot"] = output_dir / PR_PLOT_FILE
-        plot_pr_curves(arrays, metrics, written["pr_plot"])
         written["reliability_plot"] = output_dir / RELIABILITY_PLOT_FILE
-        plot_reliability(arrays, written["reliability_plot"])
-    written["markdown"].write_text(
-        markdown_report(metrics, plots=[p.name for k, p in written.items() if k != "markdown"]),
-        encoding="utf8",
-    )
+    # every file is made under a temporary name and renamed only once all
+    # are made: a failure (a plot, a full disk) leaves none of them behind.
+    # A new folder is made whole; in an existing one (which may hold other
+    # files) each file replaces its old version.
+    with contextlib.ExitStack() as stack:
+        if output_dir.exists():
+            tmp = {key: stack.enter_context(atomic_path(path)) for key, path in written.items()}
+        else:
+            folder = stack.enter_context(atomic_path(output_dir))
+            folder.mkdir()
+            tmp = {key: folder / path.name for key, path in written.items()}
+        plot_f1_per_language(metrics, tmp["f1_plot"])
+        if arrays is not None:
+            plot_pr_curves(arrays, metrics, tmp["pr_plot"])
+            plot_reliability(arrays, tmp["reliability_plot"])
+        tmp["markdown"].write_text(
+            markdown_report(metrics, plots=[p.name for k, p in written.items() if k != "markdown"]),
+            encoding="utf8",
+        )
     logger.info("Wrote the evaluation report to '%s'.", output_dir)
     return written
 
@@ -84,6 +98,11 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
         "annotation is unknown there and not scored; '–' marks a label with "
         "no annotation at all.",
         "",
+    ]
+    note = undefined_note(metrics)
+    if note:
+        lines += [note, ""]
+    lines += [
         "## Overall",
         "",
     ]
@@ -95,7 +114,7 @@ def markdown_report(metrics: Mapping[str, Any], plots: Sequence[str] = ()) -> st
         ["Language", "Docs", "Macro F1", "Micro F1"] + labels,
         [
             [lang, str(scores["n_docs"]), format_number(scores["macro_f"]), format_number(scores["micro_f"])]
-            + [format_number(scores["per_label"].get(label, {}).get("f")) for label in labels]
+            + [format_number((scores["per_label"].get(label) or {}).get("f")) for label in labels]
             for lang, scores in per_language.items()
         ],
     )
@@ -180,8 +199,9 @@ def plot_f1_per_language(metrics: Mapping[str, Any], path: Union[str, Path]) -> 
     values = numpy.full((len(rows), len(labels)), numpy.nan)
     for i, (_, scores) in enumerate(rows):
         for j, label in enumerate(labels):
-            if label in scores["per_label"]:
-                values[i, j] = scores["per_label"][label]["f"]
+            cell = scores["per_label"].get(label)
+            if cell is not None:
+                values[i, j] = cell["f"]
     figure = _figure(max(4.0, 1.0 + 0.6 * len(labels)), max(2.5, 1.2 + 0.4 * len(rows)))
     axes = figure.add_subplot(1, 1, 1)
     from matplotlib import colormaps

@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 
+from ..atomic import write_atomic
 from ..calibration import calibration_errors, check_arrays, fit_calibration
 from ..errors import Errors
 from ..evaluation.evaluate import (
@@ -278,8 +279,9 @@ def tune_pipeline(
         arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, grid=grid, fallback=before, method=method
     )
     textcat.set_thresholds(after)
-    output_path.mkdir(parents=True, exist_ok=True)
-    nlp.to_disk(output_path)
+    # complete or absent: a failed save leaves no half pipeline that loads
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output_path, nlp.to_disk)
     logger.info("Saved the pipeline with tuned thresholds to '%s'.", output_path)
     tunable = tunable_labels(arrays.known, arrays.y_true, arrays.labels)
     return {
