@@ -132,12 +132,12 @@ def test_label_attention_empty_document_gives_the_biases():
 def test_label_attention_coded_errors():
     with pytest.raises(ValueError, match="E150"):
         LabelAttention(2, 4, dropout=1.0)
-    nlp = spacy.blank("xx")
+    unpooled = {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "none"}
     with pytest.raises(ValueError, match="E151"):
-        spacy.registry.resolve(
-            {"m": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "none", "grad_factor": 0.5}}
-        )
-    assert nlp  # the listener itself builds with grad_factor 1.0
+        spacy.registry.resolve({"m": {**unpooled, "grad_factor": 0.5}})
+    # only a scaled gradient is refused: grad_factor 1.0 builds the unpooled listener
+    explicit = spacy.registry.resolve({"m": {**unpooled, "grad_factor": 1.0}})["m"]
+    assert [layer.name for layer in explicit.layers] == ["transformer-listener", "noop"]
     listener = spacy.registry.resolve({"m": LABEL_ATTENTION_MODEL["tok2vec"]})["m"]
     assert [layer.name for layer in listener.layers] == ["transformer-listener", "noop"]
     inline = {
