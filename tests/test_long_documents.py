@@ -363,3 +363,98 @@ def test_configs_use_script_aware_tokenizer_and_wordpiece_windows(name, tiny_xlm
     doc = nlp.make_doc(chinese_text(600))
     windows = model.attrs["get_spans"]([doc])[0]
     assert len(windows) > 1 and windows[-1].end == len(doc)
+
+
+# --- mean pooling over overlapping windows --------------------------------
+
+
+def _two_windows(width: int = 3):
+    """Six tokens in two windows of four that overlap on t2 and t3, as the
+    transformer gives them: <s> t0 t1 t2 t3 </s> | <s> t2 t3 t4 t5 </s>
+    (rows 0-5 and 6-11 of the flattened windows), random outputs."""
+    from spacy_transformers.data_classes import TransformerData, WordpieceBatch
+    from thinc.types import Ragged
+    from transformers.file_utils import ModelOutput
+
+    strings = [["<s>", "t0", "t1", "t2", "t3", "</s>"], ["<s>", "t2", "t3", "t4", "t5", "</s>"]]
+    ids = numpy.array([[0, 10, 11, 12, 13, 2], [0, 12, 13, 14, 15, 2]], dtype="i")
+    # each token's rows in both windows: t2 is rows 3 and 7, t3 rows 4 and 8
+    rows = [[1], [2], [3, 7], [4, 8], [9], [10]]
+    align = Ragged(numpy.array(sum(rows, []), dtype="i"), numpy.array([len(r) for r in rows], dtype="i"))
+    hidden = numpy.random.default_rng(0).normal(size=(2, 6, width)).astype("f")
+    wordpieces = WordpieceBatch(strings, ids, numpy.ones((2, 6), dtype="f"), [6, 6], None)
+    return TransformerData(wordpieces=wordpieces, model_output=ModelOutput(last_hidden_state=hidden), align=align)
+
+
+def _pooling(version: str):
+    """The pooling layer of the mean-pooling listener of that version."""
+    listener = spacy.registry.resolve({"m": {"@architectures": f"spacy-mlbert.WordpieceListener.{version}"}})["m"]
+    return listener.layers[-1]
+
+
+def test_mean_pooling_counts_each_wordpiece_of_overlapping_windows_once():
+    trf_data = _two_windows()
+    hidden = trf_data.model_output.last_hidden_state
+    # t2 has more context in the first window (2 rows to its end, 1 to the
+    # start of the second), t3 in the second: the overlap is cut in its
+    # middle; <s> comes from the first window, </s> from the last
+    counted = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (1, 4), (1, 5)]
+    expected = numpy.mean([hidden[w, j] for w, j in counted], axis=0)
+    pooling = _pooling("v2")
+    Y, backprop = pooling([trf_data], is_train=True)
+    numpy.testing.assert_allclose(Y[0], expected, rtol=1e-6)
+    # v1 counts all 12 rows: the overlap and the special tokens twice
+    numpy.testing.assert_allclose(_pooling("v1").predict([trf_data])[0], hidden.reshape((12, -1)).mean(axis=0), rtol=1e-6)
+    # the gradient reaches the counted rows only, each with 1/8 of dY
+    dY = numpy.array([[1.0, -2.0, 0.5]], dtype="f")
+    d_hidden = backprop(dY)[0].model_output.last_hidden_state
+    expected_grad = numpy.zeros_like(hidden)
+    for w, j in counted:
+        expected_grad[w, j] = dY[0] / len(counted)
+    numpy.testing.assert_allclose(d_hidden, expected_grad, rtol=1e-6)
+    # and it is the gradient of Y: a finite difference at a counted and an uncounted row
+    for w, j in [(0, 3), (1, 1)]:
+        bumped = _two_windows()
+        bumped.model_output.last_hidden_state[w, j, 1] += 1e-2
+        change = float((pooling.predict([bumped])[0] - Y[0]) @ dY[0]) / 1e-2
+        assert change == pytest.approx(float(d_hidden[w, j, 1]), abs=1e-3)
+
+
+def test_mean_pooling_v2_of_real_windows(long_nlp):
+    """A long document through the shipped windows: each spaCy token's
+    wordpieces are read in one window, the special tokens once, and the
+    pooled vector is the numpy mean of those rows of the transformer output."""
+    from spacy_mlbert.layers.wordpiece_pooling import counted_rows
+
+    tokenizer = _tokenizer(long_nlp)
+    doc = long_nlp(english_text(600))
+    trf_data = doc._.trf_data
+    hidden = trf_data.model_output.last_hidden_state
+    n_windows, length = hidden.shape[:2]
+    assert n_windows >= 4
+    counted = counted_rows(trf_data)
+    numpy.testing.assert_allclose(_pooling("v2").predict([trf_data])[0], hidden[counted].mean(axis=0), rtol=1e-5, atol=1e-6)
+    # a wordpiece belongs to the last token it is aligned with; every token's
+    # wordpieces are read in exactly one window, all of them there
+    owner = {}
+    for i in range(len(doc)):
+        for row in trf_data.align[i].dataXd.ravel():
+            owner[int(row)] = i
+    for i in set(owner.values()):
+        rows = [row for row, token in owner.items() if token == i]
+        windows = {row // length for row in rows if counted.ravel()[row]}
+        assert len(windows) == 1
+        assert all(counted.ravel()[row] for row in rows if row // length in windows)
+    ids = trf_data.wordpieces.input_ids[:, :length]
+    opening, closing = ids[0, 0], ids[-1, int(trf_data.wordpieces.attention_mask[-1].sum()) - 1]
+    assert (ids[counted] == opening).sum() == 1 and (ids[counted] == closing).sum() == 1
+    # about the document's own wordpieces, plus its two special tokens
+    total = len(tokenizer(doc.text, add_special_tokens=False, verbose=False)["input_ids"])
+    assert abs(int(counted.sum()) - (total + 2)) <= n_windows
+    assert counted.sum() < trf_data.wordpieces.attention_mask.sum() - 50
+
+
+def test_mean_pooling_v2_of_one_window_is_v1s(long_nlp):
+    doc = long_nlp("Excelente producto, lo recomiendo. 快递太慢了，很失望。")
+    assert doc._.trf_data.model_output.last_hidden_state.shape[0] == 1
+    numpy.testing.assert_array_equal(_pooling("v2").predict([doc._.trf_data]), _pooling("v1").predict([doc._.trf_data]))
