@@ -157,8 +157,8 @@ def fresh_venv_with(tmp_dir: Path, model_wheel: Path) -> Path:
         shutil.copy(ROOT / name, source)
     shutil.copytree(ROOT / "spacy_mlbert", source / "spacy_mlbert", ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_dir / "wheels"
-    pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(source)], check=True)
+    # as `spacy package` builds: python -m build, in an isolated environment
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(wheels), str(source)], check=True, capture_output=True)
     (plugin_wheel,) = wheels.glob("spacy_mlbert-*.whl")
     env_dir = tmp_dir / "user-venv"
     venv.create(env_dir, with_pip=True)
@@ -170,11 +170,13 @@ def fresh_venv_with(tmp_dir: Path, model_wheel: Path) -> Path:
 
 
 def installed_requirements(python: Path, distribution: str) -> Dict[str, str]:
-    """{requirement name: version specifier} that an installed distribution declares."""
+    """{requirement name: version specifier} that an installed distribution
+    declares (without those of its extras)."""
     code = (
         "import json, sys; from importlib.metadata import requires;"
         "from packaging.requirements import Requirement;"
-        "print(json.dumps({Requirement(r).name: str(Requirement(r).specifier) for r in requires(sys.argv[1])}))"
+        "reqs = [Requirement(r) for r in requires(sys.argv[1])];"
+        "print(json.dumps({r.name: str(r.specifier) for r in reqs if r.marker is None}))"
     )
     done = subprocess.run([str(python), "-c", code, distribution], capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
