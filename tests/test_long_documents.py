@@ -458,3 +458,23 @@ def test_mean_pooling_v2_of_one_window_is_v1s(long_nlp):
     doc = long_nlp("Excelente producto, lo recomiendo. 快递太慢了，很失望。")
     assert doc._.trf_data.model_output.last_hidden_state.shape[0] == 1
     numpy.testing.assert_array_equal(_pooling("v2").predict([doc._.trf_data]), _pooling("v1").predict([doc._.trf_data]))
+
+
+def test_mean_pooling_v2_trains_saves_and_loads(tiny_xlmr_dir):
+    """A pipeline whose classifier listens through WordpieceListener.v2
+    learns, and predicts a long document the same after spacy.load."""
+    fix_random_seed(0)
+    model = {"tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v2", "pooling": "mean"}}
+    nlp = make_nlp(tiny_xlmr_dir, get_spans=WORDPIECE_SPANS, tokenizer=SCRIPT_AWARE_TOKENIZER, textcat_config={"model": model})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    losses = [nlp.update(examples, sgd=optimizer, losses={})["mlbert_textcat"] for _ in range(5)]
+    assert losses[-1] < losses[0]
+    doc = nlp(english_text(600, seed=3))
+    assert doc._.trf_data.model_output.last_hidden_state.shape[0] >= 4
+    with make_tempdir() as tmp_dir:
+        nlp.to_disk(tmp_dir)
+        loaded = spacy.load(tmp_dir)
+    tok2vec = loaded.config["components"]["mlbert_textcat"]["model"]["tok2vec"]
+    assert tok2vec["@architectures"] == "spacy-mlbert.WordpieceListener.v2"
+    assert loaded(doc.text).cats == pytest.approx(doc.cats, abs=1e-6)
