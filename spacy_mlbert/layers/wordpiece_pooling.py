@@ -186,7 +186,9 @@ def counted_rows(trf_data: TransformerData) -> numpy.ndarray:
     pair_token, pair_window = numpy.divmod(pairs, n_windows)
     context = numpy.minimum(first, mask.sum(axis=1)[pair_window] - 1 - last)
     order = numpy.lexsort((pair_window, -context, pair_token))
-    best = order[numpy.r_[True, pair_token[order][1:] != pair_token[order][:-1]]]
+    first_of_token = numpy.ones(order.shape, dtype=bool)
+    first_of_token[1:] = pair_token[order][1:] != pair_token[order][:-1]
+    best = order[first_of_token]
     owner = numpy.full((lengths.size,), -1, dtype="i")
     owner[pair_token[best]] = pair_window[best]
     counted = (row_token >= 0) & (owner[numpy.maximum(row_token, 0)] == window_of_row)
