@@ -310,6 +310,8 @@ def build_label_attention_classifier_v1(
 ) -> Model[List[Doc], Floats2d]:
     """One learned query per label attends over the document's wordpieces;
     each label scores the vector it pooled (layers/label_attention.py).
+    It attends over every row of every window (an overlap of strided windows
+    twice); v2 over each wordpiece once.
 
     tok2vec (Model[List[Doc], List[TransformerData]]): The wordpieces of each
         document, unpooled: "spacy-mlbert.WordpieceListener.v1" with
@@ -318,7 +320,33 @@ def build_label_attention_classifier_v1(
     nO (Optional[int]): Number of labels, inferred at initialization if None.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
-    output_layer = LabelAttention(nO, dropout=dropout)
+    return _label_attention_classifier(tok2vec, dropout, nO, count_once=False)
+
+
+@registry.architectures("spacy-mlbert.LabelAttentionClassifier.v2")
+def build_label_attention_classifier_v2(
+    tok2vec: Model[List[Doc], List[TransformerData]],
+    *,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """LabelAttentionClassifier.v1 attending over each wordpiece of the
+    document once: an overlap of strided windows is read in one of its
+    windows and the special tokens once per document, as
+    WordpieceListener.v2's mean counts them (v1 attends over every row of
+    every window).
+
+    tok2vec (Model[List[Doc], List[TransformerData]]): The wordpieces of each
+        document, unpooled, as in v1.
+    dropout (float): Dropout rate on each label's pooled vector.
+    nO (Optional[int]): Number of labels, inferred at initialization if None.
+    RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
+    """
+    return _label_attention_classifier(tok2vec, dropout, nO, count_once=True)
+
+
+def _label_attention_classifier(tok2vec: Model, dropout: float, nO: Optional[int], *, count_once: bool) -> Model:
+    output_layer = LabelAttention(nO, dropout=dropout, count_once=count_once)
     model = chain(tok2vec, output_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from spacy_mlbert.span_getters import WordpieceStridedSpans, configure_wordpiece_strided_spans
 from spacy_mlbert.tokenizer import ScriptAwareTokenizer, split_no_space_text
-from util import SCRIPT_AWARE_TOKENIZER, WORDPIECE_SPANS, make_examples, make_nlp
+from util import SCRIPT_AWARE_TOKENIZER, TWO_WINDOWS_COUNTED, WORDPIECE_SPANS, make_examples, make_nlp, two_overlapping_windows
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 ZH_CHARS = "这个产品很好非常实用我喜欢它快递太慢了等两星期才到失望的价格东京塔漂亮"
@@ -368,24 +368,6 @@ def test_configs_use_script_aware_tokenizer_and_wordpiece_windows(name, tiny_xlm
 # --- mean pooling over overlapping windows --------------------------------
 
 
-def _two_windows(width: int = 3):
-    """Six tokens in two windows of four that overlap on t2 and t3, as the
-    transformer gives them: <s> t0 t1 t2 t3 </s> | <s> t2 t3 t4 t5 </s>
-    (rows 0-5 and 6-11 of the flattened windows), random outputs."""
-    from spacy_transformers.data_classes import TransformerData, WordpieceBatch
-    from thinc.types import Ragged
-    from transformers.file_utils import ModelOutput
-
-    strings = [["<s>", "t0", "t1", "t2", "t3", "</s>"], ["<s>", "t2", "t3", "t4", "t5", "</s>"]]
-    ids = numpy.array([[0, 10, 11, 12, 13, 2], [0, 12, 13, 14, 15, 2]], dtype="i")
-    # each token's rows in both windows: t2 is rows 3 and 7, t3 rows 4 and 8
-    rows = [[1], [2], [3, 7], [4, 8], [9], [10]]
-    align = Ragged(numpy.array(sum(rows, []), dtype="i"), numpy.array([len(r) for r in rows], dtype="i"))
-    hidden = numpy.random.default_rng(0).normal(size=(2, 6, width)).astype("f")
-    wordpieces = WordpieceBatch(strings, ids, numpy.ones((2, 6), dtype="f"), [6, 6], None)
-    return TransformerData(wordpieces=wordpieces, model_output=ModelOutput(last_hidden_state=hidden), align=align)
-
-
 def _pooling(version: str):
     """The pooling layer of the mean-pooling listener of that version."""
     listener = spacy.registry.resolve({"m": {"@architectures": f"spacy-mlbert.WordpieceListener.{version}"}})["m"]
@@ -393,12 +375,9 @@ def _pooling(version: str):
 
 
 def test_mean_pooling_counts_each_wordpiece_of_overlapping_windows_once():
-    trf_data = _two_windows()
+    trf_data = two_overlapping_windows()
     hidden = trf_data.model_output.last_hidden_state
-    # t2 has more context in the first window (2 rows to its end, 1 to the
-    # start of the second), t3 in the second: the overlap is cut in its
-    # middle; <s> comes from the first window, </s> from the last
-    counted = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (1, 4), (1, 5)]
+    counted = TWO_WINDOWS_COUNTED
     expected = numpy.mean([hidden[w, j] for w, j in counted], axis=0)
     pooling = _pooling("v2")
     Y, backprop = pooling([trf_data], is_train=True)
@@ -414,7 +393,7 @@ def test_mean_pooling_counts_each_wordpiece_of_overlapping_windows_once():
     numpy.testing.assert_allclose(d_hidden, expected_grad, rtol=1e-6)
     # and it is the gradient of Y: a finite difference at a counted and an uncounted row
     for w, j in [(0, 3), (1, 1)]:
-        bumped = _two_windows()
+        bumped = two_overlapping_windows()
         bumped.model_output.last_hidden_state[w, j, 1] += 1e-2
         change = float((pooling.predict([bumped])[0] - Y[0]) @ dY[0]) / 1e-2
         assert change == pytest.approx(float(d_hidden[w, j, 1]), abs=1e-3)
