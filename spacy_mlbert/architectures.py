@@ -29,6 +29,10 @@ def build_wordpiece_listener_v1(
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a shared ``transformer`` component.
 
+    v1's "mean" counts every row of every window: the wordpieces of an
+    overlap of strided windows twice, and each window's special tokens; v2
+    counts each wordpiece once. Kept for the pipelines trained with it.
+
     upstream (str): Name of the transformer component to listen to; "*" takes
         the first one in the pipeline.
     pooling (str): "mean" (all wordpieces of all windows), "cls" (first
@@ -37,8 +41,32 @@ def build_wordpiece_listener_v1(
     grad_factor (float): Scales the gradient this component sends to the transformer.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
+    return _wordpiece_listener(upstream, pooling, grad_factor, count_once=False)
+
+
+@registry.architectures("spacy-mlbert.WordpieceListener.v2")
+def build_wordpiece_listener_v2(
+    upstream: str = "*", pooling: str = "mean", grad_factor: float = 1.0
+) -> Model[List[Doc], Floats2d]:
+    """One vector per document from a shared ``transformer`` component; its
+    "mean" counts each wordpiece of the document once, however many of the
+    overlapping windows encoded it (layers/wordpiece_pooling.py,
+    counted_rows), and the special tokens once per document. A document
+    of one window gets v1's vector.
+
+    upstream (str): Name of the transformer component to listen to; "*" takes
+        the first one in the pipeline.
+    pooling (str): "mean", "cls" (first wordpiece) or "none" (unpooled, for
+        LabelAttentionClassifier), as in v1.
+    grad_factor (float): Scales the gradient this component sends to the transformer.
+    RETURNS (Model[List[Doc], Floats2d]): The document encoder.
+    """
+    return _wordpiece_listener(upstream, pooling, grad_factor, count_once=True)
+
+
+def _wordpiece_listener(upstream: str, pooling: str, grad_factor: float, *, count_once: bool) -> Model:
     listener = TransformerListener(upstream_name=upstream)
-    model = chain(listener, _pooling_layer(pooling, grad_factor))
+    model = chain(listener, _pooling_layer(pooling, grad_factor, count_once))
     model.set_ref("listener", listener)
     return model
 
@@ -48,11 +76,11 @@ def build_wordpiece_listener_v1(
 UNPOOLED = "none"
 
 
-def _pooling_layer(pooling: str, grad_factor: float) -> Model:
+def _pooling_layer(pooling: str, grad_factor: float, count_once: bool) -> Model:
     """WordpiecePooling, or for "none" a no-op in its place (the listeners
     keep one shape whatever the pooling)."""
     if pooling != UNPOOLED:
-        return WordpiecePooling(pooling, grad_factor=grad_factor)
+        return WordpiecePooling(pooling, grad_factor=grad_factor, count_once=count_once)
     if grad_factor != 1.0:
         raise ValueError(Errors.E151.format(value=grad_factor))
     return noop()
@@ -72,7 +100,8 @@ def build_wordpiece_transformer_v1(
     max_batch_wordpieces: int = DEFAULT_MAX_BATCH_WORDPIECES,
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a transformer owned by this component
-    (no shared ``transformer`` component needed).
+    (no shared ``transformer`` component needed). Its "mean" counts every
+    row of every window, as WordpieceListener.v1's; v2 counts each wordpiece once.
 
     name (str): Hugging Face model name or local folder.
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
@@ -88,6 +117,63 @@ def build_wordpiece_transformer_v1(
         TransformerModel.v1.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
+    return _wordpiece_transformer(
+        name, get_spans, tokenizer_config, transformer_config, pooling, grad_factor,
+        mixed_precision, grad_scaler_config, input_prefix, max_batch_wordpieces, count_once=False,
+    )
+
+
+@registry.architectures("spacy-mlbert.WordpieceTransformer.v2")
+def build_wordpiece_transformer_v2(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
+    pooling: str = "mean",
+    grad_factor: float = 1.0,
+    mixed_precision: bool = False,
+    grad_scaler_config: Optional[dict] = None,
+    input_prefix: str = "",
+    max_batch_wordpieces: int = DEFAULT_MAX_BATCH_WORDPIECES,
+) -> Model[List[Doc], Floats2d]:
+    """WordpieceTransformer.v1 whose "mean" counts each wordpiece of the
+    document once, as WordpieceListener.v2's (what ``nlp.replace_listeners``
+    makes of a v2 listener).
+
+    name (str): Hugging Face model name or local folder.
+    get_spans (Callable[[List[Doc]], List[List[Span]]]): The windows to encode.
+    tokenizer_config (Optional[dict]): Settings passed to the Hugging Face tokenizer.
+    transformer_config (Optional[dict]): Settings passed to the Hugging Face model.
+    pooling (str): "mean", "cls" or "none", as for WordpieceListener.v2.
+    grad_factor (float): Scales the gradient sent to the transformer.
+    mixed_precision (bool): Use mixed precision on GPU.
+    grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
+    input_prefix (str): Text the tokenizer puts before every window, as for
+        TransformerModel.v1.
+    max_batch_wordpieces (int): Length groups of the encoder, as for
+        TransformerModel.v1.
+    RETURNS (Model[List[Doc], Floats2d]): The document encoder.
+    """
+    return _wordpiece_transformer(
+        name, get_spans, tokenizer_config, transformer_config, pooling, grad_factor,
+        mixed_precision, grad_scaler_config, input_prefix, max_batch_wordpieces, count_once=True,
+    )
+
+
+def _wordpiece_transformer(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: Optional[dict],
+    transformer_config: Optional[dict],
+    pooling: str,
+    grad_factor: float,
+    mixed_precision: bool,
+    grad_scaler_config: Optional[dict],
+    input_prefix: str,
+    max_batch_wordpieces: int,
+    *,
+    count_once: bool,
+) -> Model:
     transformer = CheckedTransformerModel(
         name,
         get_spans,
@@ -101,7 +187,8 @@ def build_wordpiece_transformer_v1(
     # chain(chain(transformer, split), pooling): the shape that
     # nlp.replace_listeners leaves in a WordpieceListener, so that a pipeline
     # whose listener was replaced loads from its config.
-    model = chain(chain(transformer, split_trf_batch()), _pooling_layer(pooling, grad_factor))
+    pooled = _pooling_layer(pooling, grad_factor, count_once)
+    model = chain(chain(transformer, split_trf_batch()), pooled)
     model.set_ref("transformer", transformer)
     return model
 
@@ -223,6 +310,8 @@ def build_label_attention_classifier_v1(
 ) -> Model[List[Doc], Floats2d]:
     """One learned query per label attends over the document's wordpieces;
     each label scores the vector it pooled (layers/label_attention.py).
+    It attends over every row of every window (an overlap of strided windows
+    twice); v2 over each wordpiece once.
 
     tok2vec (Model[List[Doc], List[TransformerData]]): The wordpieces of each
         document, unpooled: "spacy-mlbert.WordpieceListener.v1" with
@@ -231,7 +320,33 @@ def build_label_attention_classifier_v1(
     nO (Optional[int]): Number of labels, inferred at initialization if None.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
-    output_layer = LabelAttention(nO, dropout=dropout)
+    return _label_attention_classifier(tok2vec, dropout, nO, count_once=False)
+
+
+@registry.architectures("spacy-mlbert.LabelAttentionClassifier.v2")
+def build_label_attention_classifier_v2(
+    tok2vec: Model[List[Doc], List[TransformerData]],
+    *,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """LabelAttentionClassifier.v1 attending over each wordpiece of the
+    document once: an overlap of strided windows is read in one of its
+    windows and the special tokens once per document, as
+    WordpieceListener.v2's mean counts them (v1 attends over every row of
+    every window).
+
+    tok2vec (Model[List[Doc], List[TransformerData]]): The wordpieces of each
+        document, unpooled, as in v1.
+    dropout (float): Dropout rate on each label's pooled vector.
+    nO (Optional[int]): Number of labels, inferred at initialization if None.
+    RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
+    """
+    return _label_attention_classifier(tok2vec, dropout, nO, count_once=True)
+
+
+def _label_attention_classifier(tok2vec: Model, dropout: float, nO: Optional[int], *, count_once: bool) -> Model:
+    output_layer = LabelAttention(nO, dropout=dropout, count_once=count_once)
     model = chain(tok2vec, output_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)

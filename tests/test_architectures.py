@@ -176,3 +176,25 @@ def test_architectures_pooling_defaults_to_mean_like_the_factory(tiny_xlmr_dir):
     owned = registry.resolve({"m": cfg})["m"]
     assert owned.layers[-1].attrs["pooling"] == "mean"
 
+
+
+@pytest.mark.parametrize("version,count_once", [("v1", False), ("v2", True)])
+def test_architectures_v2_listeners_count_each_wordpiece_once(tiny_xlmr_dir, version, count_once):
+    """v1 keeps its mean over every window's rows (saved pipelines load as
+    they were); v2's counts each wordpiece once, also after replace_listeners."""
+    from spacy_mlbert.layers.transformer import _replace_listener_cfg
+
+    listener_cfg = {"@architectures": f"spacy-mlbert.WordpieceListener.{version}", "pooling": "mean"}
+    listener = registry.resolve({"m": listener_cfg})["m"]
+    assert listener.layers[-1].attrs["count_once"] is count_once
+    transformer_cfg = {
+        "@architectures": "spacy-mlbert.TransformerModel.v1",
+        "name": str(tiny_xlmr_dir),
+        "get_spans": {"@span_getters": "spacy-transformers.doc_spans.v1"},
+        "tokenizer_config": {"use_fast": True},
+        "transformer_config": {},
+    }
+    owned_cfg = _replace_listener_cfg(transformer_cfg, listener_cfg)
+    assert owned_cfg["@architectures"] == f"spacy-mlbert.WordpieceTransformer.{version}"
+    owned = registry.resolve({"m": owned_cfg})["m"]
+    assert owned.layers[-1].attrs["count_once"] is count_once

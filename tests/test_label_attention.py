@@ -7,8 +7,8 @@ from spacy.util import fix_random_seed, make_tempdir
 from spacy_transformers.data_classes import TransformerData, WordpieceBatch
 from transformers.file_utils import ModelOutput
 
-from spacy_mlbert.layers import LabelAttention
-from util import make_examples, make_nlp
+from spacy_mlbert.layers import LabelAttention, resize_label_attention
+from util import TWO_WINDOWS_COUNTED, make_examples, make_nlp, two_overlapping_windows
 
 LABEL_ATTENTION_MODEL = {
     "@architectures": "spacy-mlbert.LabelAttentionClassifier.v1",
@@ -132,12 +132,12 @@ def test_label_attention_empty_document_gives_the_biases():
 def test_label_attention_coded_errors():
     with pytest.raises(ValueError, match="E150"):
         LabelAttention(2, 4, dropout=1.0)
-    nlp = spacy.blank("xx")
+    unpooled = {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "none"}
     with pytest.raises(ValueError, match="E151"):
-        spacy.registry.resolve(
-            {"m": {"@architectures": "spacy-mlbert.WordpieceListener.v1", "pooling": "none", "grad_factor": 0.5}}
-        )
-    assert nlp  # the listener itself builds with grad_factor 1.0
+        spacy.registry.resolve({"m": {**unpooled, "grad_factor": 0.5}})
+    # only a scaled gradient is refused: grad_factor 1.0 builds the unpooled listener
+    explicit = spacy.registry.resolve({"m": {**unpooled, "grad_factor": 1.0}})["m"]
+    assert [layer.name for layer in explicit.layers] == ["transformer-listener", "noop"]
     listener = spacy.registry.resolve({"m": LABEL_ATTENTION_MODEL["tok2vec"]})["m"]
     assert [layer.name for layer in listener.layers] == ["transformer-listener", "noop"]
     inline = {
@@ -178,3 +178,27 @@ def test_label_attention_classifier_trains_saves_loads_and_grows(tiny_xlmr_dir):
         numpy.testing.assert_array_equal(grown.get_param(name)[: len(values)], values)
     assert not grown.get_param("Q")[-1].any()  # the new label starts uniform
     nlp.update(make_examples(nlp), sgd=optimizer)  # and trains with the optimizer in use
+
+
+@pytest.mark.parametrize("count_once", [False, True])
+def test_label_attention_v2_attends_over_each_wordpiece_once(count_once):
+    """v2 (count_once) starts as v2's mean pooling over the wordpieces of
+    overlapping windows counted once, and sends no gradient to the rows it
+    leaves out; v1 attends over every row of both windows."""
+    trf_data = two_overlapping_windows(width=5)
+    hidden = trf_data.model_output.last_hidden_state
+    rows = [hidden[w, j] for w, j in TWO_WINDOWS_COUNTED] if count_once else list(hidden.reshape((12, 5)))
+    layer = LabelAttention(3, 5, dropout=0.0, count_once=count_once)
+    layer.initialize()
+    pooled = numpy.mean(rows, axis=0)
+    normed = (pooled - pooled.mean()) / numpy.sqrt(pooled.var() + 1e-5)
+    expected = layer.get_param("W") @ normed + layer.get_param("b")
+    numpy.testing.assert_allclose(layer.predict([trf_data])[0], expected, rtol=1e-4, atol=1e-5)
+    layer.set_param("Q", numpy.random.RandomState(1).normal(size=(3, 5)).astype("f"))
+    Y, backprop = layer([trf_data], is_train=True)
+    d_hidden = backprop(numpy.ones_like(Y))[0].model_output.last_hidden_state
+    reached = {(w, j) for w in range(2) for j in range(6) if numpy.any(d_hidden[w, j] != 0)}
+    assert reached == (set(TWO_WINDOWS_COUNTED) if count_once else {(w, j) for w in range(2) for j in range(6)})
+    assert resize_label_attention(layer, 4).attrs["count_once"] is count_once
+    v2 = {**LABEL_ATTENTION_MODEL, "@architectures": "spacy-mlbert.LabelAttentionClassifier.v2"}
+    assert spacy.registry.resolve({"m": v2})["m"].get_ref("output_layer").attrs["count_once"] is True

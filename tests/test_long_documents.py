@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from spacy_mlbert.span_getters import WordpieceStridedSpans, configure_wordpiece_strided_spans
 from spacy_mlbert.tokenizer import ScriptAwareTokenizer, split_no_space_text
-from util import SCRIPT_AWARE_TOKENIZER, WORDPIECE_SPANS, make_examples, make_nlp
+from util import SCRIPT_AWARE_TOKENIZER, TWO_WINDOWS_COUNTED, WORDPIECE_SPANS, make_examples, make_nlp, two_overlapping_windows
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 ZH_CHARS = "这个产品很好非常实用我喜欢它快递太慢了等两星期才到失望的价格东京塔漂亮"
@@ -363,3 +363,97 @@ def test_configs_use_script_aware_tokenizer_and_wordpiece_windows(name, tiny_xlm
     doc = nlp.make_doc(chinese_text(600))
     windows = model.attrs["get_spans"]([doc])[0]
     assert len(windows) > 1 and windows[-1].end == len(doc)
+
+
+# --- mean pooling over overlapping windows --------------------------------
+
+
+def _pooling(version: str):
+    """The pooling layer of the mean-pooling listener of that version."""
+    listener = spacy.registry.resolve({"m": {"@architectures": f"spacy-mlbert.WordpieceListener.{version}"}})["m"]
+    return listener.layers[-1]
+
+
+def test_mean_pooling_counts_each_wordpiece_of_overlapping_windows_once():
+    trf_data = two_overlapping_windows()
+    hidden = trf_data.model_output.last_hidden_state
+    counted = TWO_WINDOWS_COUNTED
+    expected = numpy.mean([hidden[w, j] for w, j in counted], axis=0)
+    pooling = _pooling("v2")
+    Y, backprop = pooling([trf_data], is_train=True)
+    numpy.testing.assert_allclose(Y[0], expected, rtol=1e-6)
+    # v1 counts all 12 rows: the overlap and the special tokens twice
+    numpy.testing.assert_allclose(_pooling("v1").predict([trf_data])[0], hidden.reshape((12, -1)).mean(axis=0), rtol=1e-6)
+    # the gradient reaches the counted rows only, each with 1/8 of dY
+    dY = numpy.array([[1.0, -2.0, 0.5]], dtype="f")
+    d_hidden = backprop(dY)[0].model_output.last_hidden_state
+    expected_grad = numpy.zeros_like(hidden)
+    for w, j in counted:
+        expected_grad[w, j] = dY[0] / len(counted)
+    numpy.testing.assert_allclose(d_hidden, expected_grad, rtol=1e-6)
+    # and it is the gradient of Y: a finite difference at a counted and an uncounted row
+    for w, j in [(0, 3), (1, 1)]:
+        bumped = two_overlapping_windows()
+        bumped.model_output.last_hidden_state[w, j, 1] += 1e-2
+        change = float((pooling.predict([bumped])[0] - Y[0]) @ dY[0]) / 1e-2
+        assert change == pytest.approx(float(d_hidden[w, j, 1]), abs=1e-3)
+
+
+def test_mean_pooling_v2_of_real_windows(long_nlp):
+    """A long document through the shipped windows: each spaCy token's
+    wordpieces are read in one window, the special tokens once, and the
+    pooled vector is the numpy mean of those rows of the transformer output."""
+    from spacy_mlbert.layers.wordpiece_pooling import counted_rows
+
+    tokenizer = _tokenizer(long_nlp)
+    doc = long_nlp(english_text(600))
+    trf_data = doc._.trf_data
+    hidden = trf_data.model_output.last_hidden_state
+    n_windows, length = hidden.shape[:2]
+    assert n_windows >= 4
+    counted = counted_rows(trf_data)
+    numpy.testing.assert_allclose(_pooling("v2").predict([trf_data])[0], hidden[counted].mean(axis=0), rtol=1e-5, atol=1e-6)
+    # a wordpiece belongs to the last token it is aligned with; every token's
+    # wordpieces are read in exactly one window, all of them there
+    owner = {}
+    for i in range(len(doc)):
+        for row in trf_data.align[i].dataXd.ravel():
+            owner[int(row)] = i
+    for i in set(owner.values()):
+        rows = [row for row, token in owner.items() if token == i]
+        windows = {row // length for row in rows if counted.ravel()[row]}
+        assert len(windows) == 1
+        assert all(counted.ravel()[row] for row in rows if row // length in windows)
+    ids = trf_data.wordpieces.input_ids[:, :length]
+    opening, closing = ids[0, 0], ids[-1, int(trf_data.wordpieces.attention_mask[-1].sum()) - 1]
+    assert (ids[counted] == opening).sum() == 1 and (ids[counted] == closing).sum() == 1
+    # about the document's own wordpieces, plus its two special tokens
+    total = len(tokenizer(doc.text, add_special_tokens=False, verbose=False)["input_ids"])
+    assert abs(int(counted.sum()) - (total + 2)) <= n_windows
+    assert counted.sum() < trf_data.wordpieces.attention_mask.sum() - 50
+
+
+def test_mean_pooling_v2_of_one_window_is_v1s(long_nlp):
+    doc = long_nlp("Excelente producto, lo recomiendo. 快递太慢了，很失望。")
+    assert doc._.trf_data.model_output.last_hidden_state.shape[0] == 1
+    numpy.testing.assert_array_equal(_pooling("v2").predict([doc._.trf_data]), _pooling("v1").predict([doc._.trf_data]))
+
+
+def test_mean_pooling_v2_trains_saves_and_loads(tiny_xlmr_dir):
+    """A pipeline whose classifier listens through WordpieceListener.v2
+    learns, and predicts a long document the same after spacy.load."""
+    fix_random_seed(0)
+    model = {"tok2vec": {"@architectures": "spacy-mlbert.WordpieceListener.v2", "pooling": "mean"}}
+    nlp = make_nlp(tiny_xlmr_dir, get_spans=WORDPIECE_SPANS, tokenizer=SCRIPT_AWARE_TOKENIZER, textcat_config={"model": model})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    losses = [nlp.update(examples, sgd=optimizer, losses={})["mlbert_textcat"] for _ in range(5)]
+    assert losses[-1] < losses[0]
+    doc = nlp(english_text(600, seed=3))
+    assert doc._.trf_data.model_output.last_hidden_state.shape[0] >= 4
+    with make_tempdir() as tmp_dir:
+        nlp.to_disk(tmp_dir)
+        loaded = spacy.load(tmp_dir)
+    tok2vec = loaded.config["components"]["mlbert_textcat"]["model"]["tok2vec"]
+    assert tok2vec["@architectures"] == "spacy-mlbert.WordpieceListener.v2"
+    assert loaded(doc.text).cats == pytest.approx(doc.cats, abs=1e-6)

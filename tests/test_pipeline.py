@@ -3,10 +3,10 @@ import pytest
 import spacy
 from spacy.training import Example
 from spacy.util import fix_random_seed
-from thinc.api import Adam, ConfigValidationError
+from thinc.api import SGD, Adam, ConfigValidationError
 
 from spacy_mlbert.pipeline import MAX_AUTO_POS_WEIGHT
-from util import TRAIN_DATA, make_examples, make_nlp
+from util import TRAIN_DATA, make_examples, make_nlp, transformer_config
 
 LABELS = ("positive", "negative", "useful", "slow")
 
@@ -152,6 +152,56 @@ def test_pipeline_unknown_label_gets_no_gradient(tiny_xlmr_dir):
     _, d_scores = textcat.get_loss(examples, logits)
     assert numpy.all(d_scores[:, slow] == 0.0)
     assert numpy.any(d_scores[:, textcat.labels.index("positive")] != 0.0)
+
+
+def _no_dropout_nlp(encoder_dir):
+    """make_nlp's pipeline without any dropout, the encoder's own included:
+    what a document contributes to a step then depends on that document only."""
+    nlp = spacy.blank("xx")
+    config = transformer_config(encoder_dir)
+    config["model"]["transformer_config"] = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    nlp.add_pipe("transformer", config=config)
+    nlp.add_pipe("mlbert_textcat")
+    return nlp
+
+
+def test_pipeline_label_unknown_for_some_docs_of_a_batch_is_masked_there(tiny_xlmr_dir):
+    """'slow' annotated for the first docs of the batch and not for the last:
+    the unknown cells get no loss and no gradient, so what the unannotated
+    docs say moves nothing of 'slow' (its output weights take one step the
+    same whatever their texts), while they still train the other labels."""
+    known = [(text, cats) for text, cats in TRAIN_DATA[:4]]
+    unknown_a = [(text, {k: v for k, v in cats.items() if k != "slow"}) for text, cats in TRAIN_DATA[4:]]
+    unknown_b = [(text, cats) for (text, _), (_, cats) in zip(TRAIN_DATA[1:3], unknown_a)]
+    steps = []
+    for unknown in (unknown_a, unknown_b):
+        fix_random_seed(0)
+        nlp = _no_dropout_nlp(tiny_xlmr_dir)
+        examples = make_examples(nlp, known + unknown)
+        nlp.initialize(get_examples=lambda: make_examples(nlp, TRAIN_DATA))
+        textcat = nlp.get_pipe("mlbert_textcat")
+        slow = textcat.labels.index("slow")
+        # the loss: zero gradient at the unknown cells only, and their logits do not count
+        logits = textcat.model.predict([eg.predicted for eg in examples])
+        loss, d_logits = textcat.get_loss(examples, logits)
+        assert numpy.all(d_logits[4:, slow] == 0.0) and numpy.all(d_logits[:4, slow] != 0.0)
+        assert numpy.all(d_logits[4:, :slow] != 0.0)
+        changed = logits.copy()
+        changed[4:, slow] += 5.0
+        assert textcat.get_loss(examples, changed)[0] == loss
+        # one plain gradient step (no clipping, no momentum)
+        output_layer = textcat.model.get_ref("output_layer")
+        before = output_layer.get_param("W").copy()
+        nlp.update(examples, drop=0.0, sgd=SGD(0.5, grad_clip=0.0, use_averages=False))
+        after = output_layer.get_param("W")
+        assert not numpy.allclose(after[slow], before[slow])  # the annotated docs train it
+        steps.append((before, after.copy(), output_layer.get_param("b").copy()))
+    (before_a, after_a, b_a), (before_b, after_b, b_b) = steps
+    numpy.testing.assert_array_equal(before_a, before_b)
+    numpy.testing.assert_allclose(after_a[slow], after_b[slow], rtol=1e-5, atol=1e-7)
+    assert b_a[slow] == pytest.approx(b_b[slow], rel=1e-5, abs=1e-7)
+    # the other labels learn from the unannotated docs' texts
+    assert not numpy.allclose(after_a[textcat.labels.index("positive")], after_b[textcat.labels.index("positive")])
 
 
 def test_pipeline_pos_weight_auto_from_examples(trained_nlp):

@@ -1,7 +1,9 @@
 """The project's `all` workflow end to end, run as a user runs it
 (`python -m spacy project run all`): build-encoder → convert → train →
-tune-thresholds → evaluate → package, then the wheel installed outside the
-project predicts like the tuned pipeline.
+tune-thresholds → evaluate → package, then the wheel, installed with its
+dependencies into a fresh venv (torch first, spacy-mlbert from a wheel of
+this checkout, the rest from the package index) and loaded by name there,
+predicts like the tuned pipeline.
 
 The default run trains the tiny test encoder with a one-epoch copy of the
 shipped config, both given as project vars: the build-encoder step then has
@@ -10,11 +12,12 @@ the shipped config).
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Set
+from typing import Dict, List, Set
 
 import pytest
 import spacy
@@ -105,31 +108,80 @@ def check_outputs(project: Path, tmp_dir: Path, package: str, *, benchmark: bool
     readme = (project / "packages" / package / "README.md").read_text("utf8")
     assert "Macro F1" in readme and ("Benchmark of this configuration" in readme) == benchmark
 
-    # install the wheel outside the project and compare predictions
-    site = tmp_dir / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheels[0])],
-        check=True,
-    )
+    # install the wheel as a user does: into a fresh venv, with its
+    # dependencies, and load it by name there, away from this source tree
+    python = fresh_venv_with(tmp_dir, wheels[0])
+    requirements = installed_requirements(python, package.rsplit("-", 1)[0])
+    # spacy package declares what the pipeline's registered functions need,
+    # each with a minor-version range
+    for name in ("spacy", "spacy-transformers", "spacy-mlbert"):
+        assert re.fullmatch(r"[<>=!,.0-9]+", requirements.get(name, "")), (name, requirements)
+        assert ">=" in requirements[name] and "<" in requirements[name]
     texts = ["Excelente producto, lo recomiendo.", "快递太慢了，很失望。", ""]
     name = package.rsplit("-", 1)[0]
     code = (
-        "import json, spacy, sys;"
+        "import json, spacy, spacy_mlbert, sys;"
         f"nlp = spacy.load({name!r});"
+        "print(spacy_mlbert.__file__);"
         f"print(json.dumps([[d.cats, d._.mlbert_labels] for d in nlp.pipe({texts!r})]))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        [str(python), "-c", code],
+        env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         cwd=tmp_dir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    module_file = Path(result.stdout.strip().splitlines()[-2])
+    assert python.parent.parent in module_file.parents and ROOT not in module_file.parents
     installed = json.loads(result.stdout.strip().splitlines()[-1])
     expected = [[doc.cats, doc._.mlbert_labels] for doc in tuned.pipe(texts)]
     assert installed == expected
     return tuned
+
+
+def fresh_venv_with(tmp_dir: Path, model_wheel: Path) -> Path:
+    """A new venv holding the packaged model and what it requires, resolved
+    by pip: torch first (as README says; this interpreter's build), then the
+    model's wheel with a wheel of spacy-mlbert built from this checkout
+    (not yet on an index) and the rest from the package index.
+
+    RETURNS (Path): The venv's python.
+    """
+    import venv
+
+    import torch
+
+    source = tmp_dir / "spacy-mlbert-src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source)
+    shutil.copytree(ROOT / "spacy_mlbert", source / "spacy_mlbert", ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_dir / "wheels"
+    # as `spacy package` builds: python -m build, in an isolated environment
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(wheels), str(source)], check=True, capture_output=True)
+    (plugin_wheel,) = wheels.glob("spacy_mlbert-*.whl")
+    env_dir = tmp_dir / "user-venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    torch_spec = os.environ.get("TORCH_SPEC", f"torch=={torch.__version__}")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", torch_spec], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(model_wheel), str(plugin_wheel)], check=True)
+    return python
+
+
+def installed_requirements(python: Path, distribution: str) -> Dict[str, str]:
+    """{requirement name: version specifier} that an installed distribution
+    declares (without those of its extras)."""
+    code = (
+        "import json, sys; from importlib.metadata import requires;"
+        "from packaging.requirements import Requirement;"
+        "reqs = [Requirement(r) for r in requires(sys.argv[1])];"
+        "print(json.dumps({r.name: str(r.specifier) for r in reqs if r.marker is None}))"
+    )
+    done = subprocess.run([str(python), "-c", code, distribution], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def test_workflow_inputs_include_the_benchmark_table():

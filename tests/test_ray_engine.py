@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from engines_util import BATCH, corpus, local_output, make_gold, save_tiny_pipeline, write_lines
 from spacy_mlbert.cli import app
-from spacy_mlbert.annotate.engines import ray_engine
+from spacy_mlbert.annotate.engines import local as local_engine, ray_engine
 from spacy_mlbert.annotate.engines.ray_engine import (
     MANIFEST,
     RayAnnotator,
@@ -260,7 +260,7 @@ def test_killed_actor_is_retried_without_loss_or_duplicates(cluster, ray_module,
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("part-")) == ["failures.jsonl", MANIFEST]
 
 
-def test_evaluate_on_ray_equals_local(cluster, workdir, model_dir):
+def test_evaluate_on_ray_equals_local(cluster, workdir, model_dir, monkeypatch):
     nlp = load_pipeline(model_dir)
     data = workdir / "gold"
     data.mkdir()
@@ -273,10 +273,17 @@ def test_evaluate_on_ray_equals_local(cluster, workdir, model_dir):
     assert numpy.array_equal(arrays.y_prob, expected.y_prob)
     assert numpy.array_equal(arrays.y_true, expected.y_true) and numpy.array_equal(arrays.known, expected.known)
     assert arrays.langs == expected.langs and arrays.ids == expected.ids
-    # the command: the same metrics as the local engine
-    result = CliRunner().invoke(app, ["evaluate", str(model_dir), str(data), "-o", str(workdir / "m.json"), "-b", "8"])
+    # the command with --engine ray: the same metrics as the local engine,
+    # which it must not fall back on
+    def no_local_engine(*args, **kwargs):
+        raise AssertionError("evaluate --engine ray ran the local engine")
+
+    monkeypatch.setattr(local_engine, "predict_arrays_local", no_local_engine)
+    command = ["evaluate", str(model_dir), str(data), "-o", str(workdir / "m.json"), "-b", str(BATCH)]
+    command += ["--engine", "ray", "--address", cluster.address, "--actors", "2", "--block-batches", "2"]
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
-    metrics = compute_metrics(arrays, nlp.get_pipe("mlbert_textcat").thresholds)
+    metrics = compute_metrics(expected, nlp.get_pipe("mlbert_textcat").thresholds)
     assert srsly.read_json(workdir / "m.json") == srsly.json_loads(srsly.json_dumps(metrics))
 
 

@@ -99,6 +99,19 @@ def test_base_requirements_leave_the_application_packages_to_extras():
         assert any(name in req for req in project["optional-dependencies"]["project"])
 
 
+def test_setup_installs_the_extras_the_tests_need():
+    """README's test command runs in the venv of scripts/setup.sh: an extra it
+    leaves out turns the tests that need it into silent skips (Ray's)."""
+    import re
+
+    setup = (PACKAGE.parent / "scripts" / "setup.sh").read_text(encoding="utf8")
+    installs = re.findall(r'pip install [^\n]*-e "\.\[([a-z0-9,]+)\]"', setup)
+    assert len(installs) == 1, installs
+    assert {"project", "test", "ray"} <= set(installs[0].split(","))
+    # CI runs the setup as it is, with no extra of its own
+    assert "pip install" not in (PACKAGE.parent / ".ci" / "run").read_text(encoding="utf8")
+
+
 def test_cli_names_the_missing_extra(monkeypatch, tmp_path):
     from spacy_mlbert.cli import app
 

@@ -208,6 +208,42 @@ def test_resampled_methods_never_beat_exact_on_the_tuning_data(method, seed):
     assert all(robust[label] <= exact[label] + 1e-12 for label in labels)
 
 
+def _brute_best_cut(gold, probs):
+    """The best-F1 cut of one sample, counted text by text; ties to the cut
+    closest to 0.5, then the lower one."""
+    best = None
+    for cut in candidate_thresholds(probs):
+        predicted = probs >= numpy.float32(cut)
+        tp = int((predicted & gold).sum())
+        f1 = 2 * tp / (predicted.sum() + gold.sum())
+        key = (-f1, abs(cut - 0.5), cut)
+        if best is None or key < best:
+            best = key
+    return best[2]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_bagged_is_the_median_of_the_resamples_best_cuts(seed):
+    """Each label's bagged threshold is the median of the best cuts of 200
+    bootstrap resamples of its annotated cells, drawn from a RandomState
+    seeded with the CRC-32 of the label's name; resamples without a
+    positive are skipped."""
+    import zlib
+
+    y_true, y_prob, known = _noisy_arrays(seed, n=40)
+    labels = ["a", "b", "c", "d"]
+    bagged = tune_thresholds(y_true, y_prob, known, labels, method="bagged")
+    exact = tune_thresholds(y_true, y_prob, known, labels, method="exact")
+    for j, label in enumerate(labels):
+        gold = y_true[known[:, j], j] >= 0.5
+        probs = y_prob[known[:, j], j]
+        draws = numpy.random.RandomState(zlib.crc32(label.encode("utf8"))).randint(0, gold.size, size=(200, gold.size))
+        cuts = [_brute_best_cut(gold[rows], probs[rows]) for rows in draws if gold[rows].any()]
+        assert len(cuts) >= 150
+        assert bagged[label] == round(float(numpy.median(cuts)), 6)
+    assert bagged != exact  # the data is noisy enough for the methods to differ
+
+
 def test_global_is_the_one_cut_with_the_best_macro_f1():
     y_true, y_prob, known = _noisy_arrays(1)
     labels = ["a", "b", "c", "d"]

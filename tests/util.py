@@ -2,6 +2,7 @@
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import numpy
 import spacy
 from spacy.language import Language
 from spacy.training import Example
@@ -124,3 +125,28 @@ def save_tiny_pipeline(
         nlp.get_pipe("mlbert_textcat").set_thresholds(thresholds)
     nlp.to_disk(output_dir)
     return output_dir
+
+
+def two_overlapping_windows(width: int = 3):
+    """Six tokens in two windows of four that overlap on t2 and t3, as the
+    transformer gives them: <s> t0 t1 t2 t3 </s> | <s> t2 t3 t4 t5 </s>
+    (rows 0-5 and 6-11 of the flattened windows), random outputs."""
+    from spacy_transformers.data_classes import TransformerData, WordpieceBatch
+    from thinc.types import Ragged
+    from transformers.file_utils import ModelOutput
+
+    strings = [["<s>", "t0", "t1", "t2", "t3", "</s>"], ["<s>", "t2", "t3", "t4", "t5", "</s>"]]
+    ids = numpy.array([[0, 10, 11, 12, 13, 2], [0, 12, 13, 14, 15, 2]], dtype="i")
+    # each token's rows in both windows: t2 is rows 3 and 7, t3 rows 4 and 8
+    rows = [[1], [2], [3, 7], [4, 8], [9], [10]]
+    align = Ragged(numpy.array(sum(rows, []), dtype="i"), numpy.array([len(r) for r in rows], dtype="i"))
+    hidden = numpy.random.default_rng(0).normal(size=(2, 6, width)).astype("f")
+    wordpieces = WordpieceBatch(strings, ids, numpy.ones((2, 6), dtype="f"), [6, 6], None)
+    return TransformerData(wordpieces=wordpieces, model_output=ModelOutput(last_hidden_state=hidden), align=align)
+
+
+# The (window, position) rows of two_overlapping_windows that a mean counting
+# each wordpiece once takes: t2 has more context in the first window (2 rows
+# to its end, 1 to the start of the second), t3 in the second, so the overlap
+# is cut in its middle; <s> comes from the first window, </s> from the last.
+TWO_WINDOWS_COUNTED = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (1, 4), (1, 5)]

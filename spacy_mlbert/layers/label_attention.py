@@ -12,7 +12,10 @@ scored by the label's own weights: logit_l = w_l · p_l + b_l.
 
 The queries start at zero, where every label's attention is uniform: the
 layer starts as mean pooling with one linear output per label, and learns to
-look elsewhere only where that helps.
+look elsewhere only where that helps. With ``count_once`` it attends over
+each wordpiece of the document once, as WordpieceListener.v2's mean counts
+them (wordpiece_pooling.counted_rows), not over every row of overlapping
+windows.
 """
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -23,6 +26,7 @@ from thinc.types import Floats2d
 from transformers.file_utils import ModelOutput
 
 from ..errors import Errors
+from .wordpiece_pooling import counted_rows
 
 InT = List[TransformerData]
 OutT = Floats2d
@@ -35,12 +39,16 @@ def LabelAttention(
     nI: Optional[int] = None,
     *,
     dropout: float = 0.1,
+    count_once: bool = False,
 ) -> Model[InT, OutT]:
     """One logit per label from the transformer's wordpiece outputs.
 
     nO (Optional[int]): Number of labels, inferred at initialization if None.
     nI (Optional[int]): Width of the wordpiece vectors, inferred if None.
     dropout (float): Dropout rate on the standardised pooled vectors.
+    count_once (bool): Attend over each wordpiece of the document once
+        (counted_rows); False: over every unmasked row of every window
+        (LabelAttentionClassifier.v1).
     RETURNS (Model[List[TransformerData], Floats2d]): Logits, (n_docs, nO).
     """
     if not 0.0 <= dropout < 1.0:
@@ -51,7 +59,7 @@ def LabelAttention(
         init=init,
         dims={"nO": nO, "nI": nI},
         params={"Q": None, "W": None, "b": None},
-        attrs={"dropout_rate": dropout},
+        attrs={"dropout_rate": dropout, "count_once": count_once},
     )
 
 
@@ -60,7 +68,7 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = N
         model.set_dim("nO", Y.shape[1])
     if X is not None and not model.has_dim("nI"):
         for trf_data in X:
-            hidden, _ = _wordpieces(model.ops, trf_data)
+            hidden, _ = _wordpieces(model, trf_data)
             if hidden is not None:
                 model.set_dim("nI", hidden.shape[1])
                 break
@@ -75,7 +83,7 @@ def _check_input(trf_data: TransformerData) -> None:
         raise ValueError(Errors.E008.format(type=type(trf_data).__name__))
 
 
-def _wordpieces(ops, trf_data: TransformerData) -> Tuple[Optional[Floats2d], Any]:
+def _wordpieces(model: Model[InT, OutT], trf_data: TransformerData) -> Tuple[Optional[Floats2d], Any]:
     """The document's unmasked wordpiece vectors, all windows in a row
     (n, width), and where they stand in the transformer's output (a boolean
     (windows, wordpieces) mask); (None, None) for a document without any."""
@@ -85,7 +93,11 @@ def _wordpieces(ops, trf_data: TransformerData) -> Tuple[Optional[Floats2d], Any
     hidden = trf_data.model_output.last_hidden_state
     if not hidden.size:
         return None, None
-    kept = ops.asarray(trf_data.wordpieces.attention_mask)[:, : hidden.shape[1]] > 0
+    ops = model.ops
+    if model.attrs.get("count_once", False):
+        kept = ops.asarray(counted_rows(trf_data))[:, : hidden.shape[1]]
+    else:
+        kept = ops.asarray(trf_data.wordpieces.attention_mask)[:, : hidden.shape[1]] > 0
     return (hidden[kept], kept) if kept.any() else (None, None)
 
 
@@ -98,7 +110,7 @@ def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Call
     Y = ops.alloc2f(len(X), nO)
     saved: List[Optional[tuple]] = []
     for i, trf_data in enumerate(X):
-        x, kept = _wordpieces(ops, trf_data)
+        x, kept = _wordpieces(model, trf_data)
         if x is None:
             saved.append(None)  # no wordpieces: the logits are the biases
             Y[i] = b
@@ -182,6 +194,7 @@ def resize_label_attention(model: Model[InT, OutT], new_nO: int) -> Model[InT, O
         new_nO,
         model.get_dim("nI") if model.has_dim("nI") else None,
         dropout=model.attrs["dropout_rate"],
+        count_once=model.attrs.get("count_once", False),
     )
     if model.has_param("W") is not True:
         return bigger

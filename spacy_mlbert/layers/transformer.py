@@ -151,7 +151,9 @@ def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
                 plain[key] = {}
         return replace_listener_cfg(plain, listener_cfg)
     result = dict(transformer_cfg)
-    result["@architectures"] = "spacy-mlbert.WordpieceTransformer.v1"
+    # the same version: a v2 listener's pooling is v2's
+    version = listener_cfg["@architectures"].rsplit(".", 1)[-1]
+    result["@architectures"] = f"spacy-mlbert.WordpieceTransformer.{version}"
     for key in ("pooling", "grad_factor"):  # input_prefix is in transformer_cfg
         if key in listener_cfg:
             result[key] = listener_cfg[key]
