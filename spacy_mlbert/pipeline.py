@@ -38,7 +38,7 @@ dropout = 0.1
 nO = null
 
 [model.tok2vec]
-@architectures = "spacy-mlbert.WordpieceListener.v1"
+@architectures = "spacy-mlbert.WordpieceListener.v2"
 upstream = "*"
 pooling = "mean"
 grad_factor = 1.0

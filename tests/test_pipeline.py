@@ -18,7 +18,7 @@ def test_pipeline_add_pipe_defaults():
     assert cfg["threshold"] == 0.5 and cfg["thresholds"] == {} and cfg["pos_weight"] is None
     assert cfg["model"]["@architectures"] == "spacy-mlbert.MultiLabelClassifier.v2"
     assert cfg["model"]["normalize"] is True
-    assert cfg["model"]["tok2vec"]["@architectures"] == "spacy-mlbert.WordpieceListener.v1"
+    assert cfg["model"]["tok2vec"]["@architectures"] == "spacy-mlbert.WordpieceListener.v2"
     assert cfg["model"]["tok2vec"]["pooling"] == "mean"
     assert textcat.model.attrs["multi_label"] is True
 

@@ -129,7 +129,7 @@ def test_replace_listeners_keeps_predictions_checks_and_loads(tiny_xlmr_dir):
 
     nlp.replace_listeners("transformer", "mlbert_textcat", ["model.tok2vec"])
     tok2vec_cfg = nlp.config["components"]["mlbert_textcat"]["model"]["tok2vec"]
-    assert tok2vec_cfg["@architectures"] == "spacy-mlbert.WordpieceTransformer.v1"
+    assert tok2vec_cfg["@architectures"] == "spacy-mlbert.WordpieceTransformer.v2"
     assert tok2vec_cfg["pooling"] == "mean" and tok2vec_cfg["name"] == str(tiny_xlmr_dir)
     nlp.remove_pipe("transformer")
     numpy.testing.assert_allclose(_probabilities(nlp, long_texts), before, rtol=1e-5, atol=1e-6)
