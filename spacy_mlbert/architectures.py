@@ -68,6 +68,7 @@ def build_wordpiece_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
     input_prefix: str = "",
+    quantize: str = "none",
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a transformer owned by this component
     (no shared ``transformer`` component needed).
@@ -82,6 +83,8 @@ def build_wordpiece_transformer_v1(
     grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
     input_prefix (str): Text the tokenizer puts before every window, as for
         TransformerModel.v1.
+    quantize (str): "none" (fp32, the default, as before this setting
+        existed), "int8" or "int8-embeddings", as for TransformerModel.v1.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     transformer = CheckedTransformerModel(
@@ -92,6 +95,7 @@ def build_wordpiece_transformer_v1(
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
         input_prefix=input_prefix,
+        quantize=quantize,
     )
     # chain(chain(transformer, split), pooling): the shape that
     # nlp.replace_listeners leaves in a WordpieceListener, so that a pipeline

@@ -14,6 +14,10 @@ parameter name)``, but PyTorchShim.use_params looks for string keys and
 loads a full state dict: averaged weights never reached the encoder, only
 the classifier's own. The shim here reads the optimizer's keys, so that
 ``spacy train`` scores and saves the averaged encoder too.
+
+``quantize = "int8"`` runs the encoder with int8 weights on CPU
+(quantization.py): it is applied once the weights are in, it never trains
+(E201 at initialize, E202 at an update) and never runs on a GPU (E203).
 """
 import contextlib
 import copy
@@ -29,6 +33,7 @@ from spacy_transformers.layers._util import replace_listener_cfg
 from thinc.api import xp2torch
 
 from ..errors import Errors, Warnings
+from ..quantization import NONE, QuantizedAutoModel, check_quantize, from_bytes_quiet, sync_quantization
 from ..span_getters import NO_MAX_LENGTH
 from .input_prefix import add_input_prefix
 
@@ -41,6 +46,7 @@ def CheckedTransformerModel(
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
     input_prefix: str = "",
+    quantize: str = NONE,
 ) -> TransformerModel:
     """A TransformerModel whose initialization names a missing encoder clearly,
     whose forward pass warns (W010) when wordpieces are cut, and which binds a
@@ -54,6 +60,10 @@ def CheckedTransformerModel(
     grad_scaler_config (Optional[dict]): Settings of the PyTorch gradient scaler.
     input_prefix (str): Text the tokenizer puts before every window, e.g.
         "query: " for the e5 encoders ("" for none; layers/input_prefix.py).
+    quantize (str): "none" (fp32, the default, as before this setting
+        existed: what training needs), "int8" (dynamic int8 of the encoder's
+        linear layers, CPU inference only) or "int8-embeddings" (also the
+        word embeddings, 8-bit weight-only). Set by ``spacy-mlbert quantize``.
     RETURNS (TransformerModel): The transformer.
     """
     model = TransformerModel(
@@ -65,6 +75,7 @@ def CheckedTransformerModel(
         grad_scaler_config=dict(grad_scaler_config or {}),
     )
     model.attrs["input_prefix"] = input_prefix
+    model.attrs["quantize"] = check_quantize(quantize)
     return _add_checks(model)
 
 
@@ -75,6 +86,10 @@ def _add_checks(model: TransformerModel) -> TransformerModel:
     model.attrs["replace_listener_cfg"] = _replace_listener_cfg
     shim = model.layers[0].shims[0]
     shim.use_params = partial(_use_params_by_optimizer_key, shim)
+    # a pipeline saved quantized is rebuilt with the same quantized modules
+    # before its weights are read (quantization.py)
+    shim.model_cls = QuantizedAutoModel
+    shim.from_bytes = partial(from_bytes_quiet, shim)
     # A span getter that measures wordpieces (spacy-mlbert.wordpiece_strided_spans.v1)
     # reads the tokenizer from this model whenever it makes windows.
     get_spans = model.attrs["get_spans"]
@@ -94,6 +109,7 @@ def _copy_checked(model: TransformerModel) -> TransformerModel:
     copied.attrs["name"] = model.attrs["name"]
     copied.attrs["get_spans"] = copy.copy(model.attrs["get_spans"])
     copied.attrs["input_prefix"] = model.attrs.get("input_prefix", "")
+    copied.attrs["quantize"] = check_quantize(model.attrs.get("quantize", NONE))
     return _add_checks(copied)
 
 
@@ -126,7 +142,7 @@ def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
     with the pipeline, still puts it).
     """
     if "spacy-mlbert.WordpieceListener" not in listener_cfg.get("@architectures", ""):
-        plain = {key: value for key, value in transformer_cfg.items() if key != "input_prefix"}
+        plain = {key: value for key, value in transformer_cfg.items() if key not in ("input_prefix", "quantize")}
         for key in ("tokenizer_config", "transformer_config", "grad_scaler_config"):
             if key in plain and plain[key] is None:  # Optional here, dicts there
                 plain[key] = {}
@@ -141,6 +157,9 @@ def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
 
 def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> None:
     name = model.attrs["name"]
+    if model.attrs.get("quantize", NONE) != NONE:
+        # initialize is where training starts (spacy train, nlp.initialize)
+        raise ValueError(Errors.E201.format(what="initialize (training)", quantize=model.attrs["quantize"]))
     try:
         original_init(model, X=X, Y=Y)
     except (OSError, ValueError) as err:
@@ -157,6 +176,9 @@ def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> N
 def _forward_counting_cuts(
     original_forward: Callable, model: TransformerModel, docs: List[Doc], is_train: bool
 ) -> Tuple[FullTransformerBatch, Callable]:
+    if is_train and model.attrs.get("quantize", NONE) != NONE:
+        raise ValueError(Errors.E202.format(quantize=model.attrs["quantize"]))
+    sync_quantization(model)  # an fp32 encoder loaded with quantize = "int8"
     output, backprop = original_forward(model, docs, is_train=is_train)
     n_docs, n_windows, n_wordpieces = count_cut_wordpieces(model.tokenizer, output)
     if n_windows:
