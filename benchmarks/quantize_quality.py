@@ -1,0 +1,206 @@
+"""Quality of the int8 pipeline against the fp32 one it was made from.
+
+The same trained (calibrated and tuned) pipeline is scored on the same dev
+texts as it is (fp32) and after ``spacy-mlbert quantize`` (each value of
+--quantize), once keeping its fp32 calibration and thresholds and, with
+--refit-dev, once refitting them on the quantized model (``quantize --dev``).
+The refit slice must not hold any scored text (checked): the n600 run's own
+tuning slice (``holdout.spacy`` in quality.py's --work-dir) is the fair one,
+the slice the fp32 pipeline was tuned on.
+
+Scores follow benchmarks/quality.py: the task's macro-F1 per language over
+the label columns each file has, averaged over languages, ECE of doc.cats;
+plus the paired bootstrap interval of the macro-F1 difference (int8 - fp32)
+and the share of scored label cells on which int8 and fp32 decide alike.
+No speed is measured here (benchmarks/speed.py does that).
+
+    python benchmarks/quantize_quality.py --model /work/runs/n600/mlbert-tuned \
+        --eval-dir ../shared/data/brighter/dev --langs eng,rus,chn,hin,arq \
+        --refit-dev /work/runs/n600/holdout.spacy \
+        --out benchmarks/results/quantize_quality_brighter_n600.json
+"""
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import numpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib as common  # noqa: E402
+from benchlib import BenchData, log  # noqa: E402
+from quality import ece_result  # noqa: E402
+
+from spacy_mlbert.atomic import write_json_atomic  # noqa: E402
+from spacy_mlbert.quantization import INT8, NONE, QUANTIZE_OPTIONS  # noqa: E402
+from spacy_mlbert.tuning.thresholds import DEFAULT_METHOD, TUNING_METHODS  # noqa: E402
+
+FP32 = "fp32"
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="The trained, calibrated and tuned fp32 pipeline")
+    parser.add_argument("--eval-dir", type=Path, required=True, help="Folder of dev <lang>.csv (SemEval-2025 Task 11 track A)")
+    parser.add_argument("--langs", default="eng,rus,chn,hin,arq", help="Languages the model was trained on, scored and averaged")
+    parser.add_argument("--zero-shot-langs", default="", help="Languages only scored (their own average)")
+    parser.add_argument("--eval-n", type=int, default=0, help="Texts per language, first N after a seed-0 shuffle (0: all)")
+    parser.add_argument("--quantize", default=INT8, help=f"Comma-separated values of {','.join(q for q in QUANTIZE_OPTIONS if q != NONE)}")
+    parser.add_argument("--refit-dev", type=Path, help="Gold .spacy (no scored text in it) to refit calibration and thresholds on, as quantize --dev")
+    parser.add_argument("--tune-method", choices=TUNING_METHODS, default=DEFAULT_METHOD)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--resamples", type=int, default=1000, help="Paired bootstrap resamples")
+    parser.add_argument("--work-dir", type=Path, help="Where the quantized pipelines go (default: a temporary folder, deleted)")
+    parser.add_argument("--seed", type=int, default=common.SEED)
+    parser.add_argument("--out", type=Path, default=Path("quantize_quality.json"))
+    args = parser.parse_args(argv)
+    args.langs = [lang.strip() for lang in args.langs.split(",") if lang.strip()]
+    args.zero_shot_langs = [lang.strip() for lang in args.zero_shot_langs.split(",") if lang.strip()]
+    args.quantize = [q.strip() for q in args.quantize.split(",") if q.strip()]
+    bad = [q for q in args.quantize if q not in QUANTIZE_OPTIONS or q == NONE]
+    if bad or not args.quantize:
+        parser.error(f"--quantize: unknown {bad}")
+    return args
+
+
+def load_eval(args: argparse.Namespace) -> BenchData:
+    """Only the dev files: every language is read as 'zero-shot' (no training
+    CSV needed), then the trained ones are put back where they belong."""
+    langs = args.langs + args.zero_shot_langs
+    data = common.load_semeval(args.eval_dir, args.eval_dir, [], 0, zero_shot_langs=langs, eval_n=args.eval_n, seed=args.seed)
+    data.train_langs, data.zero_shot_langs = list(args.langs), list(args.zero_shot_langs)
+    return data
+
+
+def check_refit_slice(refit_dev: Path, data: BenchData) -> int:
+    """Raise if a text of the refit slice is also scored. RETURNS its size."""
+    import spacy
+
+    from spacy_mlbert.evaluation.evaluate import read_gold_docs
+
+    texts = [doc.text for doc in read_gold_docs(spacy.blank("xx"), refit_dev)]
+    scored = {record.text for record in data.eval}
+    shared = [text for text in texts if text in scored]
+    if shared:
+        raise SystemExit(f"--refit-dev {refit_dev} holds {len(shared)} scored text(s), e.g. {shared[0]!r}: refit on other texts")
+    return len(texts)
+
+
+def predict(path: Path, data: BenchData, batch_size: int) -> Dict[str, Any]:
+    """doc.cats and decisions (at the pipeline's own thresholds) of every eval text."""
+    from spacy_mlbert.evaluation import find_textcat, load_pipeline
+
+    nlp = load_pipeline(path)
+    _, textcat = find_textcat(nlp)
+    probs = common.pipe_probs(nlp, [r.text for r in data.eval], data.labels, batch_size=batch_size)
+    thresholds = dict(textcat.thresholds)
+    cut = numpy.asarray([thresholds.get(label, 0.5) for label in data.labels], dtype="f")
+    del nlp, textcat
+    common.free_memory()
+    return {"probs": probs, "pred": (probs >= cut[None, :]).astype("f"), "thresholds": thresholds}
+
+
+def scored_cells(data: BenchData) -> numpy.ndarray:
+    """(n, n_labels) True where a text's language file has the label: the cells the metric scores."""
+    mask = numpy.zeros((len(data.eval), len(data.labels)), dtype=bool)
+    for i, record in enumerate(data.eval):
+        for label in data.lang_labels.get(record.lang, []):
+            mask[i, data.labels.index(label)] = True
+    return mask
+
+
+def variant_result(data: BenchData, y_true: numpy.ndarray, run: Dict[str, Any], reference: Optional[Dict[str, Any]], args) -> Dict[str, Any]:
+    langs = [r.lang for r in data.eval]
+    per_lang = common.official_scores(y_true, run["pred"], langs, data.labels, data.lang_labels)
+    result: Dict[str, Any] = {
+        "per_language": per_lang,
+        "average": common.averages(per_lang, data.train_langs),
+        "zero_shot_average": common.averages(per_lang, data.zero_shot_langs),
+        "ece": ece_result(data, run["probs"]),
+        "thresholds": run["thresholds"],
+    }
+    if reference is not None:
+        cells = scored_cells(data)
+        same = run["pred"] == reference["pred"]
+        diff = numpy.abs(run["probs"] - reference["probs"])[cells]
+        result["against_fp32"] = {
+            "decision_agreement": float(same[cells].mean()),
+            "decision_agreement_per_language": {
+                lang: float(same[rows][cells[rows]].mean())
+                for lang in data.lang_labels
+                for rows in [numpy.asarray(langs, dtype=object) == lang]
+                if rows.any()
+            },
+            "prob_abs_diff_mean": float(diff.mean()),
+            "prob_abs_diff_max": float(diff.max()),
+            "macro_f_paired_bootstrap": common.paired_bootstrap(
+                y_true, run["pred"], reference["pred"], langs, data.labels, data.lang_labels,
+                data.train_langs, resamples=args.resamples, seed=args.seed,
+            ),
+        }
+    return result
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    from spacy_mlbert.cli.quantize import quantize_model
+
+    data = load_eval(args)
+    y_true, _ = common.label_arrays(data.eval, data.labels)
+    refit_n = check_refit_slice(args.refit_dev, data) if args.refit_dev else None
+    temp = tempfile.TemporaryDirectory(prefix="mlbert-quantize-") if args.work_dir is None else None
+    work = Path(temp.name) if temp else args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    results: Dict[str, Any] = {
+        "benchmark": "quantize_quality",
+        "command": common.command_line(),
+        "date": common.now_iso(),
+        "settings": {
+            "model": str(args.model),
+            "eval_dir": str(args.eval_dir),
+            "eval_n": args.eval_n,
+            "quantize": args.quantize,
+            "refit_dev": str(args.refit_dev) if args.refit_dev else None,
+            "refit_texts": refit_n,
+            "tune_method": args.tune_method,
+            "resamples": args.resamples,
+            "seed": args.seed,
+            **data.summary(),
+            "eval_ids": [r.id for r in data.eval],
+        },
+        "versions": common.versions(),
+        "git": common.git_state(),
+        "machine": common.machine(),
+        "variants": {},
+    }
+    log(f"fp32: {args.model}")
+    reference = predict(args.model, data, args.batch_size)
+    results["variants"][FP32] = variant_result(data, y_true, reference, None, args)
+    for how in args.quantize:
+        for refit in ([False, True] if args.refit_dev else [False]):
+            name = f"{how}+refit" if refit else how
+            out = work / name
+            log(f"{name}: quantize {args.model} -> {out}")
+            quantize_model(
+                args.model, out, how=how, dev_path=args.refit_dev if refit else None,
+                batch_size=args.batch_size, method=args.tune_method,
+            )
+            result = variant_result(data, y_true, predict(out, data, args.batch_size), reference, args)
+            results["variants"][name] = result
+            log(f"{name}: macro-F1 {result['average']['macro_f']:.4f} (fp32 {results['variants'][FP32]['average']['macro_f']:.4f}), agreement {result['against_fp32']['decision_agreement']:.4f}")
+            write_json_atomic(args.out, results)  # a cut-off run keeps what it has
+    write_json_atomic(args.out, results)
+    if temp is not None:
+        temp.cleanup()
+    return results
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    args = parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()
