@@ -12,7 +12,9 @@ Scores follow benchmarks/quality.py: the task's macro-F1 per language over
 the label columns each file has, averaged over languages, ECE of doc.cats;
 plus the paired bootstrap interval of the macro-F1 difference (int8 - fp32)
 and the share of scored label cells on which int8 and fp32 decide alike.
-No speed is measured here (benchmarks/speed.py does that).
+--memory adds, per variant, the size on disk and the peak resident memory
+of a fresh process that loads the pipeline and predicts the dev texts
+(speed.peak_rss_mb). No speed is measured here (benchmarks/speed.py does).
 
     python benchmarks/quantize_quality.py --model /work/runs/n600/mlbert-tuned \
         --eval-dir ../shared/data/brighter/dev --langs eng,rus,chn,hin,arq \
@@ -20,6 +22,9 @@ No speed is measured here (benchmarks/speed.py does that).
         --out benchmarks/results/quantize_quality_brighter_n600.json
 """
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,8 +47,8 @@ FP32 = "fp32"
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="The trained, calibrated and tuned fp32 pipeline")
-    parser.add_argument("--eval-dir", type=Path, required=True, help="Folder of dev <lang>.csv (SemEval-2025 Task 11 track A)")
+    parser.add_argument("--model", type=Path, help="The trained, calibrated and tuned fp32 pipeline")
+    parser.add_argument("--eval-dir", type=Path, help="Folder of dev <lang>.csv (SemEval-2025 Task 11 track A)")
     parser.add_argument("--langs", default="eng,rus,chn,hin,arq", help="Languages the model was trained on, scored and averaged")
     parser.add_argument("--zero-shot-langs", default="", help="Languages only scored (their own average)")
     parser.add_argument("--eval-n", type=int, default=0, help="Texts per language, first N after a seed-0 shuffle (0: all)")
@@ -53,9 +58,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--resamples", type=int, default=1000, help="Paired bootstrap resamples")
     parser.add_argument("--work-dir", type=Path, help="Where the quantized pipelines go (default: a temporary folder, deleted)")
+    parser.add_argument("--memory", action="store_true", help="Also size on disk and peak RSS of load + predict, one fresh process per variant")
     parser.add_argument("--seed", type=int, default=common.SEED)
+    parser.add_argument("--child-memory", nargs=2, metavar=("MODEL", "TEXTS_JSON"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("quantize_quality.json"))
     args = parser.parse_args(argv)
+    if args.child_memory:
+        return args
+    if args.model is None or args.eval_dir is None:
+        parser.error("--model and --eval-dir are required")
     args.langs = [lang.strip() for lang in args.langs.split(",") if lang.strip()]
     args.zero_shot_langs = [lang.strip() for lang in args.zero_shot_langs.split(",") if lang.strip()]
     args.quantize = [q.strip() for q in args.quantize.split(",") if q.strip()]
@@ -109,6 +120,43 @@ def scored_cells(data: BenchData) -> numpy.ndarray:
         for label in data.lang_labels.get(record.lang, []):
             mask[i, data.labels.index(label)] = True
     return mask
+
+
+def child_memory(model: str, texts_path: str) -> Dict[str, float]:
+    """In a fresh process: peak RSS (MB) after spacy.load, and after
+    predicting the texts; resident memory after both."""
+    import spacy
+
+    from speed import peak_rss_mb
+
+    nlp = spacy.load(model)
+    loaded = peak_rss_mb()
+    texts = json.loads(Path(texts_path).read_text(encoding="utf8"))
+    for _ in nlp.pipe(texts, batch_size=64):
+        pass
+    return {"peak_rss_mb_load": loaded, "peak_rss_mb_load_and_predict": peak_rss_mb(), "rss_mb_end": _rss_mb()}
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_result(model: Path, data: BenchData, work: Path) -> Dict[str, Any]:
+    """Size on disk (MB) and child_memory of one pipeline."""
+    texts = work / "memory-texts.json"
+    texts.write_text(json.dumps([r.text for r in data.eval], ensure_ascii=False), encoding="utf8")
+    command = [sys.executable, __file__, "--child-memory", str(model), str(texts)]
+    # the child imports this checkout's spacy_mlbert, as this process does
+    # (an editable install may point at another worktree)
+    path = os.pathsep.join(filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory child for {model} failed:\n{proc.stderr[-3000:]}")
+    sizes = [path.stat().st_size for path in Path(model).rglob("*") if path.is_file()]
+    return {"disk_mb": sum(sizes) / 2**20, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
 def variant_result(data: BenchData, y_true: numpy.ndarray, run: Dict[str, Any], reference: Optional[Dict[str, Any]], args) -> Dict[str, Any]:
@@ -177,6 +225,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     log(f"fp32: {args.model}")
     reference = predict(args.model, data, args.batch_size)
     results["variants"][FP32] = variant_result(data, y_true, reference, None, args)
+    if args.memory:
+        results["variants"][FP32]["memory"] = memory_result(args.model, data, work)
     for how in args.quantize:
         for refit in ([False, True] if args.refit_dev else [False]):
             name = f"{how}+refit" if refit else how
@@ -187,6 +237,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 batch_size=args.batch_size, method=args.tune_method,
             )
             result = variant_result(data, y_true, predict(out, data, args.batch_size), reference, args)
+            if args.memory:
+                result["memory"] = memory_result(out, data, work)
             results["variants"][name] = result
             log(f"{name}: macro-F1 {result['average']['macro_f']:.4f} (fp32 {results['variants'][FP32]['average']['macro_f']:.4f}), agreement {result['against_fp32']['decision_agreement']:.4f}")
             write_json_atomic(args.out, results)  # a cut-off run keeps what it has
@@ -198,6 +250,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
+    if args.child_memory:
+        print(json.dumps(child_memory(*args.child_memory)))
+        return {}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     return run(args)
 

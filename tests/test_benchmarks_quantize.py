@@ -80,6 +80,19 @@ def test_quantize_quality_scores_fp32_and_int8(bench_dirs, workdir):
     assert variants["int8"]["against_fp32"]["decision_agreement"] >= 0.9
 
 
+def test_quantize_quality_memory(bench_dirs, workdir):
+    model, dev, _ = bench_dirs
+    args = ["--model", str(model), "--eval-dir", str(dev), "--langs", "eng,rus", "--quantize", "int8-embeddings",
+            "--resamples", "2", "--memory", "--out", str(workdir / "memory.json")]
+    variants = quantize_quality.main(args)["variants"]
+    assert list(variants) == ["fp32", "int8-embeddings"]
+    for variant in variants.values():
+        memory = variant["memory"]
+        assert 0 < memory["peak_rss_mb_load"] <= memory["peak_rss_mb_load_and_predict"]
+        assert memory["rss_mb_end"] > 0
+    assert 0 < variants["int8-embeddings"]["memory"]["disk_mb"] < variants["fp32"]["memory"]["disk_mb"]
+
+
 def test_quantize_quality_refuses_a_refit_slice_with_scored_texts(bench_dirs, workdir):
     model, dev, _ = bench_dirs
     nlp = spacy.blank("xx")
