@@ -16,6 +16,11 @@ and the share of scored label cells on which int8 and fp32 decide alike.
 of a fresh process that loads the pipeline and predicts the dev texts
 (speed.peak_rss_mb). No speed is measured here (benchmarks/speed.py does).
 
+Dynamic int8 quantizes each linear layer's input with one scale for the
+whole batch, so a text's int8 probabilities depend a little on the texts
+batched with it: ``batch_dependence`` predicts the first --batch-check texts
+one at a time and compares them with the batched run.
+
     python benchmarks/quantize_quality.py --model /work/runs/n600/mlbert-tuned \
         --eval-dir ../shared/data/brighter/dev --langs eng,rus,chn,hin,arq \
         --refit-dev /work/runs/n600/holdout.spacy \
@@ -58,6 +63,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--resamples", type=int, default=1000, help="Paired bootstrap resamples")
     parser.add_argument("--work-dir", type=Path, help="Where the quantized pipelines go (default: a temporary folder, deleted)")
+    parser.add_argument("--batch-check", type=int, default=64, help="Texts predicted one at a time too, to see how much int8 depends on the batch (0: skip)")
     parser.add_argument("--memory", action="store_true", help="Also size on disk and peak RSS of load + predict, one fresh process per variant")
     parser.add_argument("--seed", type=int, default=common.SEED)
     parser.add_argument("--child-memory", nargs=2, metavar=("MODEL", "TEXTS_JSON"), help=argparse.SUPPRESS)
@@ -99,18 +105,32 @@ def check_refit_slice(refit_dev: Path, data: BenchData) -> int:
     return len(texts)
 
 
-def predict(path: Path, data: BenchData, batch_size: int) -> Dict[str, Any]:
-    """doc.cats and decisions (at the pipeline's own thresholds) of every eval text."""
+def predict(path: Path, data: BenchData, batch_size: int, batch_check: int = 0) -> Dict[str, Any]:
+    """doc.cats and decisions (at the pipeline's own thresholds) of every
+    eval text; with ``batch_check``, also those of the first texts one at a time."""
     from spacy_mlbert.evaluation import find_textcat, load_pipeline
 
     nlp = load_pipeline(path)
     _, textcat = find_textcat(nlp)
-    probs = common.pipe_probs(nlp, [r.text for r in data.eval], data.labels, batch_size=batch_size)
+    texts = [r.text for r in data.eval]
+    probs = common.pipe_probs(nlp, texts, data.labels, batch_size=batch_size)
     thresholds = dict(textcat.thresholds)
     cut = numpy.asarray([thresholds.get(label, 0.5) for label in data.labels], dtype="f")
+    result = {"probs": probs, "pred": (probs >= cut[None, :]).astype("f"), "thresholds": thresholds}
+    if batch_check:
+        alone = common.pipe_probs(nlp, texts[:batch_check], data.labels, batch_size=1)
+        n = len(alone)
+        cells = scored_cells(data)[:n]
+        diff = numpy.abs(alone - probs[:n])[cells]
+        result["batch_dependence"] = {
+            "texts": n,
+            "prob_abs_diff_mean": float(diff.mean()),
+            "prob_abs_diff_max": float(diff.max()),
+            "decision_agreement": float(((alone >= cut[None, :]) == (probs[:n] >= cut[None, :]))[cells].mean()),
+        }
     del nlp, textcat
     common.free_memory()
-    return {"probs": probs, "pred": (probs >= cut[None, :]).astype("f"), "thresholds": thresholds}
+    return result
 
 
 def scored_cells(data: BenchData) -> numpy.ndarray:
@@ -169,6 +189,8 @@ def variant_result(data: BenchData, y_true: numpy.ndarray, run: Dict[str, Any], 
         "ece": ece_result(data, run["probs"]),
         "thresholds": run["thresholds"],
     }
+    if "batch_dependence" in run:
+        result["batch_dependence"] = run["batch_dependence"]
     if reference is not None:
         cells = scored_cells(data)
         same = run["pred"] == reference["pred"]
@@ -223,7 +245,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "variants": {},
     }
     log(f"fp32: {args.model}")
-    reference = predict(args.model, data, args.batch_size)
+    reference = predict(args.model, data, args.batch_size, args.batch_check)
     results["variants"][FP32] = variant_result(data, y_true, reference, None, args)
     if args.memory:
         results["variants"][FP32]["memory"] = memory_result(args.model, data, work)
@@ -236,7 +258,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 args.model, out, how=how, dev_path=args.refit_dev if refit else None,
                 batch_size=args.batch_size, method=args.tune_method,
             )
-            result = variant_result(data, y_true, predict(out, data, args.batch_size), reference, args)
+            check = args.batch_check if not refit else 0  # the same weights as without the refit
+            result = variant_result(data, y_true, predict(out, data, args.batch_size, check), reference, args)
             if args.memory:
                 result["memory"] = memory_result(out, data, work)
             results["variants"][name] = result

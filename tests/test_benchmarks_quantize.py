@@ -74,6 +74,10 @@ def test_quantize_quality_scores_fp32_and_int8(bench_dirs, workdir):
         boot = against["macro_f_paired_bootstrap"]
         expected = variant["average"]["macro_f"] - fp32["average"]["macro_f"]
         assert boot["difference"] == pytest.approx(expected) and boot["low_2.5"] <= boot["high_97.5"]
+    # fp32 hardly depends on the batch; int8 a little (one activation scale per batch)
+    assert variants["fp32"]["batch_dependence"]["texts"] == 8
+    assert variants["fp32"]["batch_dependence"]["prob_abs_diff_max"] < 1e-4
+    assert "batch_dependence" in variants["int8"] and "batch_dependence" not in variants["int8+refit"]
     # kept: fp32's thresholds; refit: tuned on the quantized model
     assert variants["int8"]["thresholds"] == fp32["thresholds"]
     # the tiny encoder moves so little that int8 decides as fp32 does
