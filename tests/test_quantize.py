@@ -1,6 +1,10 @@
 """int8 inference: the ``quantize`` setting, its round trips, its errors, and
 ``spacy-mlbert quantize``."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import spacy
@@ -16,6 +20,7 @@ from spacy_mlbert.extensions import install_extensions
 from spacy_mlbert.training.staged import export_encoder
 from util import TRAIN_DATA, make_examples, make_nlp, save_tiny_pipeline, transformer_config
 
+ROOT = Path(__file__).resolve().parents[1]
 TEXTS = [text for text, _ in TRAIN_DATA] + ["Great value 👍 would buy again!", ""]
 # Largest change of a probability (doc.cats) from fp32 to int8 on the tiny
 # test encoder (width 32, random weights, 6 training steps), measured on
@@ -231,3 +236,23 @@ def test_spacy_package_copies_a_quantized_pipeline(int8_dir, workdir):
     package(int8_dir, workdir / "packages", name="quantized", version="0.0.1", create_sdist=False, force=True)
     folder = workdir / "packages" / "xx_quantized-0.0.1" / "xx_quantized" / "xx_quantized-0.0.1"
     assert cats(spacy.load(folder)) == cats(spacy.load(int8_dir))
+
+
+def test_annotate_on_ray_takes_a_quantized_pipeline(int8_dir, workdir):
+    """Ray's actors load the quantized pipeline from its folder, as the local engine does."""
+    pytest.importorskip("ray", reason="the Ray engine needs: pip install 'spacy-mlbert[ray]'")
+    from spacy_mlbert.annotate.engines.ray_engine import iter_output_lines
+
+    source = workdir / "ray-in.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS) if t), encoding="utf8")
+    local = workdir / "ray-local.jsonl"
+    result = CliRunner().invoke(app, ["annotate", str(int8_dir), str(source), str(local), "-b", "16"])
+    assert result.exit_code == 0, result.output
+    out = workdir / "ray-out"
+    command = [sys.executable, "-m", "spacy_mlbert", "annotate", str(int8_dir), str(source), str(out)]
+    command += ["--engine", "ray", "--actors", "1", "--batch-size", "16"]
+    # Ray's workers import this checkout's spacy_mlbert too
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "\n".join(iter_output_lines(out)) + "\n" == local.read_text(encoding="utf8")
