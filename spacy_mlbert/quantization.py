@@ -8,12 +8,17 @@ word-embedding matrix in 8 bits (weight-only; for e5-small it is 250k x 384,
 most of the model's memory). ``"none"`` (the default) keeps fp32, and only
 fp32 trains: a quantized encoder has no gradients.
 
-A quantized pipeline is saved with its int8 weights (half to a quarter of
-the fp32 size on disk, and no fp32 state dict to read at load) and the kind
-of quantization in the encoder's own Hugging Face config (CONFIG_KEY), so
-that loading builds the same quantized modules before it reads the weights.
-An fp32 pipeline loaded with ``quantize = "int8"`` is quantized once its
-fp32 weights are in.
+Quantization happens as the pipeline loads. ``spacy-mlbert quantize``
+writes the fp32 weights (in layers/lean_weights.py's layout) under a config
+that says ``quantize = "int8"``: loading reads them as views of the file's
+bytes, with no copy, and quantizes the encoder before ``spacy.load``
+returns, so the load peak is the fp32 pipeline's plus the int8 copies.
+With "int8-embeddings" the few fp32 tensors left are then copied, and the
+file's bytes are freed: what stays is the int8 model. (Quantized weights
+saved as such, e.g. by ``nlp.to_disk`` of a pipeline quantized in memory,
+take spacy-transformers' layout, smaller on disk but loaded through an
+initialised fp32 model; the kind of quantization is kept in the encoder's
+Hugging Face config, CONFIG_KEY, so that they load into the same modules.)
 """
 import contextlib
 import warnings
@@ -22,6 +27,7 @@ from typing import Any, Iterator, List
 from thinc.api import CupyOps, deserialize_attr, get_current_ops, get_torch_default_device
 
 from .errors import Errors
+from .layers.lean_weights import own_borrowed_weights
 
 NONE = "none"
 INT8 = "int8"
@@ -133,22 +139,38 @@ class QuantizedAutoModel:
         return model
 
 
-def from_bytes_quiet(shim: Any, bytes_data: bytes) -> Any:
-    """HFShim.from_bytes without torch's warnings about quantized weights."""
+def set_quantize(model: Any, how: str) -> None:
+    """Set the ``quantize`` of a spacy-mlbert transformer layer: its attr,
+    and the copy its shim reads when it loads weights (the shim cannot hold
+    the layer: a deep copy of the shim would copy the whole layer)."""
+    model.attrs["quantize"] = check_quantize(how)
+    model.layers[0].shims[0].mlbert_quantize = model.attrs["quantize"]
+
+
+def from_bytes_quantizing(load: Any, shim: Any, bytes_data: bytes) -> Any:
+    """A shim's ``from_bytes`` (``load``), then the encoder quantized as the
+    layer's setting says (see _sync_encoder); torch's warnings about
+    quantized weights muted."""
     with _quiet_torch_quantization():
-        return type(shim).from_bytes(shim, bytes_data)
+        load(bytes_data)
+        _sync_encoder(shim, getattr(shim, "mlbert_quantize", NONE))
+    return shim
 
 
 def sync_quantization(model: Any) -> None:
     """Make the encoder of a spacy-mlbert transformer layer as quantized as
-    its ``quantize`` setting says: an fp32 encoder (trained, or saved fp32)
-    is quantized now; one saved quantized otherwise cannot go back (E205).
+    its ``quantize`` setting says (see _sync_encoder).
 
-    model (TransformerModel): The layer, with its encoder loaded.
+    model (TransformerModel): The layer.
     """
-    wanted = model.attrs.get("quantize", NONE)
-    transformer = model.transformer
-    if transformer is None:
+    _sync_encoder(model.layers[0].shims[0], model.attrs.get("quantize", NONE))
+
+
+def _sync_encoder(shim: Any, wanted: str) -> None:
+    """An fp32 encoder (trained, or saved fp32) is quantized now; one whose
+    weights are quantized otherwise cannot go back (E205)."""
+    transformer = shim._model
+    if transformer is None or not hasattr(transformer, "config"):
         return
     saved = saved_quantization(transformer.config)
     if saved == wanted:
@@ -156,6 +178,11 @@ def sync_quantization(model: Any) -> None:
     if saved != NONE:
         raise ValueError(Errors.E205.format(saved=saved, quantize=wanted))
     quantize_encoder(transformer, wanted)
+    if wanted == INT8_EMBEDDINGS:
+        # what is left in fp32 is small (norms, position embeddings): copied,
+        # the loaded file's bytes are freed. With "int8" the word embeddings
+        # stay views of them, and copying would double them for a moment.
+        own_borrowed_weights(shim)
 
 
 def transformer_layers(nlp: Any) -> List[Any]:
@@ -185,8 +212,24 @@ def check_trainable(nlp: Any, what: str) -> None:
 
 def quantize_pipeline(nlp: Any, how: str, path: Any = "the pipeline") -> List[str]:
     """Quantize every spacy-mlbert transformer of a loaded fp32 pipeline, in
-    place, and set ``quantize`` in its config, so that it saves (and
-    ``spacy.load`` loads it) quantized.
+    place, and set ``quantize`` in its config (see mark_quantized).
+
+    nlp (Language): The fp32 pipeline.
+    how (str): "int8" or "int8-embeddings".
+    path (Any): Where it was loaded from, for the messages.
+    RETURNS (List[str]): The components whose config was changed.
+    """
+    changed = mark_quantized(nlp, how, path)
+    for node in transformer_layers(nlp):
+        sync_quantization(node)
+    return changed
+
+
+def mark_quantized(nlp: Any, how: str, path: Any = "the pipeline") -> List[str]:
+    """Set ``quantize`` in every spacy-mlbert transformer of a loaded fp32
+    pipeline and in its config, leaving the weights in fp32 until the next
+    forward pass: saved now, the pipeline keeps its fp32 weights and is
+    quantized as ``spacy.load`` loads it.
 
     nlp (Language): The fp32 pipeline.
     how (str): "int8" or "int8-embeddings".
@@ -201,8 +244,7 @@ def quantize_pipeline(nlp: Any, how: str, path: Any = "the pipeline") -> List[st
         if node.attrs["quantize"] != NONE or saved_quantization(node.transformer.config) != NONE:
             raise ValueError(Errors.E206.format(path=path, quantize=node.attrs["quantize"]))
     for node in layers:
-        node.attrs["quantize"] = check_quantize(how)
-        sync_quantization(node)
+        set_quantize(node, how)
     changed = []
     for name in nlp.component_names:
         if _set_quantize(nlp.get_pipe_config(name), how):

@@ -96,8 +96,29 @@ def test_quantize_round_trips_predict_identically(model_dir, fp32_cats, workdir,
 
 def test_fp32_pipeline_loaded_with_quantize_int8_is_quantized(model_dir, int8_dir):
     nlp = spacy.load(model_dir, config={"components": {"transformer": {"model": {"quantize": "int8"}}}})
-    assert cats(nlp) == cats(spacy.load(int8_dir))
+    # quantized as it loads, before any prediction
     assert quantization.saved_quantization(encoder_of(nlp).config) == "int8"
+    assert cats(nlp) == cats(spacy.load(int8_dir))
+
+
+@pytest.mark.parametrize("how", ["int8", "int8-embeddings"])
+def test_quantize_command_saves_fp32_weights_quantized_at_load(model_dir, workdir, how):
+    from spacy_mlbert.layers.lean_weights import MAGIC
+
+    quantize_model(model_dir, workdir / f"cmd-{how}", how=how)
+    saved = (workdir / f"cmd-{how}" / "transformer" / "model").read_bytes()
+    assert saved[: len(MAGIC)] == MAGIC  # the lean fp32 layout
+    assert len(saved) == pytest.approx((model_dir / "transformer" / "model").stat().st_size, rel=0.01)
+    nlp = spacy.load(workdir / f"cmd-{how}")
+    encoder = encoder_of(nlp)
+    assert isinstance(encoder.encoder.layer[1].output.dense, torch.ao.nn.quantized.dynamic.Linear)
+    quantized_embeddings = isinstance(encoder.get_input_embeddings(), torch.ao.nn.quantized.Embedding)
+    assert quantized_embeddings == (how == "int8-embeddings")
+    # int8-embeddings: nothing left that is a view of the file's bytes (they are freed)
+    assert nlp.get_pipe("transformer").model.layers[0].shims[0]._lean_borrowed == (how == "int8")
+    reference = spacy.load(model_dir)
+    quantization.quantize_pipeline(reference, how)
+    assert cats(nlp) == cats(reference)
 
 
 def test_quantize_setting_unknown_value_is_e200(tiny_xlmr_dir):
@@ -150,10 +171,12 @@ def test_quantized_with_require_gpu_is_e203(int8_dir):
         require_cpu()
 
 
-def test_config_none_on_int8_weights_is_e205(int8_dir):
-    nlp = spacy.load(int8_dir, config={"components": {"transformer": {"model": {"quantize": "none"}}}})
+def test_config_none_on_int8_weights_is_e205(model_dir, workdir):
+    nlp = spacy.load(model_dir)
+    quantization.quantize_pipeline(nlp, "int8")
+    nlp.to_disk(workdir / "int8-weights")  # saved quantized
     with pytest.raises(ValueError, match="E205"):
-        nlp("This phone is great.")
+        spacy.load(workdir / "int8-weights", config={"components": {"transformer": {"model": {"quantize": "none"}}}})
 
 
 def test_quantize_model_errors(model_dir, int8_dir, workdir, tiny_xlmr_dir):

@@ -30,9 +30,10 @@ def quantize_cli(
 ) -> None:
     """Write a copy of a trained pipeline whose encoder runs in int8 on CPU.
 
-    The encoder's linear layers are quantized (PyTorch dynamic int8) and the
-    transformer's config says quantize = "int8", so the output loads
-    quantized with plain spacy.load, and `spacy package`, evaluate, annotate
+    The copy keeps the fp32 weights under a config that says quantize =
+    "int8": spacy.load quantizes the encoder's linear layers (PyTorch
+    dynamic int8) as it loads them, so the output loads quantized with
+    plain spacy.load, and `spacy package`, evaluate, annotate
     and tune-thresholds take it as they take MODEL. It cannot be trained or
     run on a GPU: keep MODEL for that. Quantization moves the probabilities
     a little: --dev refits the calibration and the per-label thresholds on
@@ -70,8 +71,10 @@ def quantize_model(
     method: str = "bagged",
     calibrate: bool = True,
 ) -> Dict[str, Any]:
-    """Load an fp32 pipeline, quantize it, refit its calibration and
-    thresholds on ``dev_path`` if given, and save it (atomically).
+    """Load an fp32 pipeline, set its transformers' quantize, refit its
+    calibration and thresholds on ``dev_path`` if given, and save it
+    (atomically). The weights are saved in fp32, in the lean layout that
+    loads without copies, and quantized at load (quantization.py).
 
     model_path (Union[str, Path]): The trained fp32 pipeline (folder or package).
     output_path (Union[str, Path]): Folder for the quantized pipeline.
@@ -83,9 +86,9 @@ def quantize_model(
         quantize), output, and tuning (tune_loaded_pipeline's result, or None).
     """
     from ..atomic import write_atomic
-    from ..evaluation.evaluate import load_pipeline
     from ..errors import Errors
-    from ..quantization import NONE, QUANTIZE_OPTIONS, check_quantize, quantize_pipeline
+    from ..evaluation.evaluate import find_textcat, load_pipeline
+    from ..quantization import NONE, QUANTIZE_OPTIONS, check_quantize, mark_quantized
     from ..tuning.thresholds import _check_method, _check_output, tune_loaded_pipeline
 
     if check_quantize(how) == NONE:  # nothing to do: MODEL is the fp32 pipeline
@@ -96,9 +99,18 @@ def quantize_model(
     output_path = Path(output_path)
     _check_output(Path(model_path), output_path)
     nlp = load_pipeline(model_path)
-    components = quantize_pipeline(nlp, how, path=model_path)
+    components = mark_quantized(nlp, how, path=model_path)
+    write_atomic(output_path, nlp.to_disk)
     tuning = None
     if dev_path is not None:
-        tuning = tune_loaded_pipeline(nlp, dev_path, batch_size=batch_size, method=method, calibrate=calibrate)
-    write_atomic(output_path, nlp.to_disk)
+        # refit on the model as it loads (quantized), then save the fp32
+        # weights again with what was fitted: they quantize alike at load
+        quantized = load_pipeline(output_path)
+        tuning = tune_loaded_pipeline(quantized, dev_path, batch_size=batch_size, method=method, calibrate=calibrate)
+        _, fitted = find_textcat(quantized)
+        _, textcat = find_textcat(nlp)
+        textcat.set_calibration(fitted.calibration)
+        textcat.set_thresholds(fitted.thresholds)
+        del quantized, fitted
+        write_atomic(output_path, nlp.to_disk)
     return {"components": components, "output": str(output_path), "tuning": tuning}

@@ -33,9 +33,10 @@ from spacy_transformers.layers._util import replace_listener_cfg
 from thinc.api import xp2torch
 
 from ..errors import Errors, Warnings
-from ..quantization import NONE, QuantizedAutoModel, check_quantize, from_bytes_quiet, sync_quantization
+from ..quantization import NONE, QuantizedAutoModel, check_quantize, from_bytes_quantizing, set_quantize, sync_quantization
 from ..span_getters import NO_MAX_LENGTH
 from .input_prefix import add_input_prefix
+from .lean_weights import install_lean_weights, own_borrowed_weights
 
 
 def CheckedTransformerModel(
@@ -86,10 +87,12 @@ def _add_checks(model: TransformerModel) -> TransformerModel:
     model.attrs["replace_listener_cfg"] = _replace_listener_cfg
     shim = model.layers[0].shims[0]
     shim.use_params = partial(_use_params_by_optimizer_key, shim)
-    # a pipeline saved quantized is rebuilt with the same quantized modules
-    # before its weights are read (quantization.py)
+    install_lean_weights(model)
+    # quantization.py: weights saved quantized load into the same quantized
+    # modules; fp32 ones are quantized as they load when quantize is set
     shim.model_cls = QuantizedAutoModel
-    shim.from_bytes = partial(from_bytes_quiet, shim)
+    shim.from_bytes = partial(from_bytes_quantizing, shim.from_bytes, shim)
+    set_quantize(model, model.attrs.get("quantize", NONE))
     # A span getter that measures wordpieces (spacy-mlbert.wordpiece_strided_spans.v1)
     # reads the tokenizer from this model whenever it makes windows.
     get_spans = model.attrs["get_spans"]
@@ -109,7 +112,7 @@ def _copy_checked(model: TransformerModel) -> TransformerModel:
     copied.attrs["name"] = model.attrs["name"]
     copied.attrs["get_spans"] = copy.copy(model.attrs["get_spans"])
     copied.attrs["input_prefix"] = model.attrs.get("input_prefix", "")
-    copied.attrs["quantize"] = check_quantize(model.attrs.get("quantize", NONE))
+    copied.attrs["quantize"] = model.attrs.get("quantize", NONE)  # _add_checks sets it
     return _add_checks(copied)
 
 
@@ -176,9 +179,12 @@ def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> N
 def _forward_counting_cuts(
     original_forward: Callable, model: TransformerModel, docs: List[Doc], is_train: bool
 ) -> Tuple[FullTransformerBatch, Callable]:
-    if is_train and model.attrs.get("quantize", NONE) != NONE:
-        raise ValueError(Errors.E202.format(quantize=model.attrs["quantize"]))
-    sync_quantization(model)  # an fp32 encoder loaded with quantize = "int8"
+    if is_train:
+        if model.attrs.get("quantize", NONE) != NONE:
+            raise ValueError(Errors.E202.format(quantize=model.attrs["quantize"]))
+        # a loaded encoder's weights may still be views of the file's bytes
+        own_borrowed_weights(model.layers[0].shims[0])
+    sync_quantization(model)  # e.g. quantize set on an encoder in memory
     output, backprop = original_forward(model, docs, is_train=is_train)
     n_docs, n_windows, n_wordpieces = count_cut_wordpieces(model.tokenizer, output)
     if n_windows:
