@@ -179,6 +179,12 @@ def memory_result(model: Path, data: BenchData, work: Path) -> Dict[str, Any]:
     return {"disk_mb": sum(sizes) / 2**20, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
+def write_atomic_pipeline(nlp: Any, path: Path) -> None:
+    from spacy_mlbert.atomic import write_atomic
+
+    write_atomic(path, nlp.to_disk)
+
+
 def variant_result(data: BenchData, y_true: numpy.ndarray, run: Dict[str, Any], reference: Optional[Dict[str, Any]], args) -> Dict[str, Any]:
     langs = [r.lang for r in data.eval]
     per_lang = common.official_scores(y_true, run["pred"], langs, data.labels, data.lang_labels)
@@ -248,7 +254,15 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     reference = predict(args.model, data, args.batch_size, args.batch_check)
     results["variants"][FP32] = variant_result(data, y_true, reference, None, args)
     if args.memory:
-        results["variants"][FP32]["memory"] = memory_result(args.model, data, work)
+        # measured on a copy saved by this checkout, in the layout the
+        # quantize command writes: a model saved by older code (another
+        # layout) would not compare like with like
+        from spacy_mlbert.evaluation import load_pipeline
+
+        resaved = work / "fp32-resaved"
+        write_atomic_pipeline(load_pipeline(args.model), resaved)
+        common.free_memory()
+        results["variants"][FP32]["memory"] = memory_result(resaved, data, work)
     for how in args.quantize:
         for refit in ([False, True] if args.refit_dev else [False]):
             name = f"{how}+refit" if refit else how
