@@ -63,8 +63,9 @@ def CheckedTransformerModel(
         "query: " for the e5 encoders ("" for none; layers/input_prefix.py).
     quantize (str): "none" (fp32, the default, as before this setting
         existed: what training needs), "int8" (dynamic int8 of the encoder's
-        linear layers, CPU inference only) or "int8-embeddings" (also the
-        word embeddings, 8-bit weight-only). Set by ``spacy-mlbert quantize``.
+        linear layers but the feed-forward outputs, CPU inference only) or
+        "int8-embeddings" (also the word embeddings, 8-bit weight-only),
+        applied as the weights load. Set by ``spacy-mlbert quantize``.
     RETURNS (TransformerModel): The transformer.
     """
     model = TransformerModel(
