@@ -92,7 +92,7 @@ def saved_quantization(hf_config: Any) -> str:
 def _quiet_torch_quantization() -> Iterator[None]:
     # torch.ao.quantization warns on every call that it moves to torchao (not
     # installed here, and a heavy dependency); its eager dynamic quantization
-    # is what this module needs and still works. Only that warning is muted.
+    # is what this module needs and still works. Only these warnings are muted.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel", category=UserWarning)
