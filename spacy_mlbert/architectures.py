@@ -98,6 +98,7 @@ def build_wordpiece_transformer_v1(
     grad_scaler_config: Optional[dict] = None,
     input_prefix: str = "",
     max_batch_wordpieces: int = DEFAULT_MAX_BATCH_WORDPIECES,
+    quantize: str = "none",
 ) -> Model[List[Doc], Floats2d]:
     """One vector per document from a transformer owned by this component
     (no shared ``transformer`` component needed). Its "mean" counts every
@@ -115,11 +116,13 @@ def build_wordpiece_transformer_v1(
         TransformerModel.v1.
     max_batch_wordpieces (int): Length groups of the encoder, as for
         TransformerModel.v1.
+    quantize (str): "none" (fp32, the default, as before this setting
+        existed), "int8" or "int8-embeddings", as for TransformerModel.v1.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     return _wordpiece_transformer(
         name, get_spans, tokenizer_config, transformer_config, pooling, grad_factor,
-        mixed_precision, grad_scaler_config, input_prefix, max_batch_wordpieces, count_once=False,
+        mixed_precision, grad_scaler_config, input_prefix, max_batch_wordpieces, quantize, count_once=False,
     )
 
 
@@ -135,6 +138,7 @@ def build_wordpiece_transformer_v2(
     grad_scaler_config: Optional[dict] = None,
     input_prefix: str = "",
     max_batch_wordpieces: int = DEFAULT_MAX_BATCH_WORDPIECES,
+    quantize: str = "none",
 ) -> Model[List[Doc], Floats2d]:
     """WordpieceTransformer.v1 whose "mean" counts each wordpiece of the
     document once, as WordpieceListener.v2's (what ``nlp.replace_listeners``
@@ -152,11 +156,12 @@ def build_wordpiece_transformer_v2(
         TransformerModel.v1.
     max_batch_wordpieces (int): Length groups of the encoder, as for
         TransformerModel.v1.
+    quantize (str): "none", "int8" or "int8-embeddings", as for TransformerModel.v1.
     RETURNS (Model[List[Doc], Floats2d]): The document encoder.
     """
     return _wordpiece_transformer(
         name, get_spans, tokenizer_config, transformer_config, pooling, grad_factor,
-        mixed_precision, grad_scaler_config, input_prefix, max_batch_wordpieces, count_once=True,
+        mixed_precision, grad_scaler_config, input_prefix, max_batch_wordpieces, quantize, count_once=True,
     )
 
 
@@ -171,6 +176,7 @@ def _wordpiece_transformer(
     grad_scaler_config: Optional[dict],
     input_prefix: str,
     max_batch_wordpieces: int,
+    quantize: str,
     *,
     count_once: bool,
 ) -> Model:
@@ -183,6 +189,7 @@ def _wordpiece_transformer(
         grad_scaler_config=grad_scaler_config,
         input_prefix=input_prefix,
         max_batch_wordpieces=max_batch_wordpieces,
+        quantize=quantize,
     )
     # chain(chain(transformer, split), pooling): the shape that
     # nlp.replace_listeners leaves in a WordpieceListener, so that a pipeline

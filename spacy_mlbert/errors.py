@@ -501,6 +501,45 @@ class Errors(metaclass=ErrorsWithCodes):
         "thresholds {found}. Evaluate this pipeline (spacy-mlbert evaluate "
         "{path} DATA --output metrics.json) and make the card from that file."
     )
+    # quantization (quantization.py, cli/quantize.py)
+    E200 = (
+        "quantize = {value!r} in the transformer's config is not a "
+        "quantization: choose one of {options} ('none' is fp32, for training)."
+    )
+    E201 = (
+        "Cannot {what}: the pipeline's transformer is quantized (quantize = "
+        "'{quantize}'), and a quantized encoder has no gradients. Train the "
+        "fp32 pipeline (quantize = 'none', e.g. the folder given to "
+        "`spacy-mlbert quantize`), then quantize it: python -m spacy_mlbert "
+        "quantize MODEL OUT."
+    )
+    E202 = (
+        "Cannot update a quantized transformer (quantize = '{quantize}'): "
+        "nlp.update, spacy train from a sourced or resumed quantized "
+        "pipeline. Train the fp32 pipeline, then quantize it: python -m "
+        "spacy_mlbert quantize MODEL OUT."
+    )
+    E203 = (
+        "A quantized transformer (quantize = '{quantize}') runs on CPU only: "
+        "PyTorch's dynamic int8 kernels have no GPU version, but the current "
+        "ops are on a GPU (--gpu-id, spacy.require_gpu()). Run it on CPU "
+        "(--gpu-id -1, or no require_gpu), or use the fp32 pipeline on the GPU."
+    )
+    E204 = (
+        "'{path}' has no spacy-mlbert transformer to quantize (components: "
+        "{components}). Quantization needs 'spacy-mlbert.TransformerModel.v1' "
+        "or 'spacy-mlbert.WordpieceTransformer.v1' as the encoder's architecture."
+    )
+    E205 = (
+        "The encoder's saved weights are quantized ('{saved}') but its config "
+        "says quantize = '{quantize}': quantized weights cannot be turned back "
+        "into fp32 ones, nor into another quantization. Load it with quantize "
+        "= '{saved}', or quantize the fp32 pipeline it was made from."
+    )
+    E206 = (
+        "'{path}' is already quantized (quantize = '{quantize}'). Give "
+        "`spacy-mlbert quantize` the fp32 pipeline it was made from."
+    )
 
 
 # pip names of modules whose import name differs

@@ -12,6 +12,7 @@ from . import compare  # noqa: F401
 from . import convert  # noqa: F401
 from . import evaluate  # noqa: F401
 from . import model_card  # noqa: F401
+from . import quantize  # noqa: F401
 from . import train_staged  # noqa: F401
 from . import tune_thresholds  # noqa: F401
 

@@ -14,6 +14,10 @@ parameter name)``, but PyTorchShim.use_params looks for string keys and
 loads a full state dict: averaged weights never reached the encoder, only
 the classifier's own. The shim here reads the optimizer's keys, so that
 ``spacy train`` scores and saves the averaged encoder too.
+
+``quantize = "int8"`` runs the encoder with int8 weights on CPU
+(quantization.py): it is applied once the weights are in, it never trains
+(E201 at initialize, E202 at an update) and never runs on a GPU (E203).
 """
 import contextlib
 import copy
@@ -29,6 +33,7 @@ from spacy_transformers.layers._util import replace_listener_cfg
 from thinc.api import xp2torch
 
 from ..errors import Errors, Warnings
+from ..quantization import NONE, QuantizedAutoModel, check_quantize, from_bytes_quantizing, set_quantize, sync_quantization
 from ..span_getters import NO_MAX_LENGTH
 from .input_prefix import add_input_prefix
 from .lean_weights import install_lean_weights, own_borrowed_weights
@@ -48,6 +53,7 @@ def CheckedTransformerModel(
     grad_scaler_config: Optional[dict] = None,
     input_prefix: str = "",
     max_batch_wordpieces: int = DEFAULT_MAX_BATCH_WORDPIECES,
+    quantize: str = NONE,
 ) -> TransformerModel:
     """A TransformerModel whose initialization names a missing encoder clearly,
     whose forward pass warns (W010) when wordpieces are cut, and which binds a
@@ -66,6 +72,11 @@ def CheckedTransformerModel(
         window pads to its neighbours' length, not the batch's longest
         (layers/length_groups.py); 0 runs each batch whole, as
         spacy-transformers does. Outputs are the same to float rounding.
+    quantize (str): "none" (fp32, the default, as before this setting
+        existed: what training needs), "int8" (dynamic int8 of the encoder's
+        linear layers but the feed-forward outputs, CPU inference only) or
+        "int8-embeddings" (also the word embeddings, 8-bit weight-only),
+        applied as the weights load. Set by ``spacy-mlbert quantize``.
     RETURNS (TransformerModel): The transformer.
     """
     model = TransformerModel(
@@ -82,6 +93,7 @@ def CheckedTransformerModel(
     # on the layer's forward, not in attrs: attrs are saved with the weights,
     # and the config is what decides (a copy deep-copies the layer with it)
     group_by_length(model.layers[0], max_batch_wordpieces)
+    model.attrs["quantize"] = check_quantize(quantize)
     return _add_checks(model)
 
 
@@ -93,6 +105,11 @@ def _add_checks(model: TransformerModel) -> TransformerModel:
     shim = model.layers[0].shims[0]
     shim.use_params = partial(_use_params_by_optimizer_key, shim)
     install_lean_weights(model)
+    # quantization.py: weights saved quantized load into the same quantized
+    # modules; fp32 ones are quantized as they load when quantize is set
+    shim.model_cls = QuantizedAutoModel
+    shim.from_bytes = partial(from_bytes_quantizing, shim.from_bytes, shim)
+    set_quantize(model, model.attrs.get("quantize", NONE))
     # A span getter that measures wordpieces (spacy-mlbert.wordpiece_strided_spans.v1)
     # reads the tokenizer from this model whenever it makes windows.
     get_spans = model.attrs["get_spans"]
@@ -112,6 +129,7 @@ def _copy_checked(model: TransformerModel) -> TransformerModel:
     copied.attrs["name"] = model.attrs["name"]
     copied.attrs["get_spans"] = copy.copy(model.attrs["get_spans"])
     copied.attrs["input_prefix"] = model.attrs.get("input_prefix", "")
+    copied.attrs["quantize"] = model.attrs.get("quantize", NONE)  # _add_checks sets it
     return _add_checks(copied)
 
 
@@ -144,8 +162,7 @@ def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
     with the pipeline, still puts it).
     """
     if "spacy-mlbert.WordpieceListener" not in listener_cfg.get("@architectures", ""):
-        plain = {key: value for key, value in transformer_cfg.items() if key != "input_prefix"}
-        plain.pop("max_batch_wordpieces", None)
+        plain = {key: value for key, value in transformer_cfg.items() if key not in ("input_prefix", "quantize", "max_batch_wordpieces")}
         for key in ("tokenizer_config", "transformer_config", "grad_scaler_config"):
             if key in plain and plain[key] is None:  # Optional here, dicts there
                 plain[key] = {}
@@ -162,6 +179,9 @@ def _replace_listener_cfg(transformer_cfg: dict, listener_cfg: dict) -> dict:
 
 def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> None:
     name = model.attrs["name"]
+    if model.attrs.get("quantize", NONE) != NONE:
+        # initialize is where training starts (spacy train, nlp.initialize)
+        raise ValueError(Errors.E201.format(what="initialize (training)", quantize=model.attrs["quantize"]))
     try:
         original_init(model, X=X, Y=Y)
     except (OSError, ValueError) as err:
@@ -178,8 +198,12 @@ def _init_with_clear_errors(original_init: Callable, model, X=None, Y=None) -> N
 def _forward_counting_cuts(
     original_forward: Callable, model: TransformerModel, docs: List[Doc], is_train: bool
 ) -> Tuple[FullTransformerBatch, Callable]:
-    if is_train:  # a loaded encoder's weights may still be views of the file's bytes
+    if is_train:
+        if model.attrs.get("quantize", NONE) != NONE:
+            raise ValueError(Errors.E202.format(quantize=model.attrs["quantize"]))
+        # a loaded encoder's weights may still be views of the file's bytes
         own_borrowed_weights(model.layers[0].shims[0])
+    sync_quantization(model)  # e.g. quantize set on an encoder in memory
     output, backprop = original_forward(model, docs, is_train=is_train)
     n_docs, n_windows, n_wordpieces = count_cut_wordpieces(model.tokenizer, output)
     if n_windows:

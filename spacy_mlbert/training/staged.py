@@ -21,6 +21,8 @@ import spacy
 from spacy.cli.train import train as spacy_train
 from spacy.util import load_config
 
+from ..quantization import check_trainable
+
 logger = logging.getLogger("spacy_mlbert")
 
 # Tokenizer files never change in fine-tuning; spacy-transformers needs the
@@ -55,6 +57,8 @@ def export_encoder(
     """
     output_dir = Path(output_dir)
     nlp = spacy.load(model_dir)
+    # a quantized encoder saved as a Hugging Face folder would train as garbage
+    check_trainable(nlp, f"export the encoder of '{model_dir}' to train from it (train-staged)")
     transformer = nlp.get_pipe(component).model
     transformer.transformer.save_pretrained(output_dir)
     source = Path(tokenizer_source) if tokenizer_source is not None else None

@@ -269,7 +269,32 @@ def tune_pipeline(
     output_path = Path(output_path)
     _check_output(Path(model_path), output_path)
     nlp = load_pipeline(model_path)
-    _, textcat = find_textcat(nlp, model_path)
+    result = tune_loaded_pipeline(nlp, dev_path, batch_size=batch_size, grid=grid, method=method, calibrate=calibrate)
+    # complete or absent: a failed save leaves no half pipeline that loads
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output_path, nlp.to_disk)
+    logger.info("Saved the pipeline with tuned thresholds to '%s'.", output_path)
+    return {**result, "output": str(output_path)}
+
+
+def tune_loaded_pipeline(
+    nlp: Any,
+    dev_path: Union[str, Path],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    grid: Optional[Sequence[float]] = None,
+    method: str = DEFAULT_METHOD,
+    calibrate: bool = True,
+) -> Dict[str, Any]:
+    """tune_pipeline on a pipeline in memory, which it changes and does not
+    save (e.g. a pipeline just quantized, cli/quantize.py).
+
+    nlp (Language): A pipeline with an mlbert_textcat component.
+    dev_path, batch_size, grid, method, calibrate: as for tune_pipeline.
+    RETURNS (Dict[str, Any]): As tune_pipeline, without output.
+    """
+    _check_method(method)
+    _, textcat = find_textcat(nlp)
     arrays_in = arrays = predict_arrays(nlp, dev_path, batch_size=batch_size)
     before = dict(textcat.thresholds)
     calibration = None
@@ -279,16 +304,11 @@ def tune_pipeline(
         arrays.y_true, arrays.y_prob, arrays.known, arrays.labels, grid=grid, fallback=before, method=method
     )
     textcat.set_thresholds(after)
-    # complete or absent: a failed save leaves no half pipeline that loads
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(output_path, nlp.to_disk)
-    logger.info("Saved the pipeline with tuned thresholds to '%s'.", output_path)
     tunable = tunable_labels(arrays.known, arrays.y_true, arrays.labels)
     return {
         "labels": list(arrays.labels),
         "n_docs": arrays.n_docs,
         "untuned": [label for label, ok in tunable.items() if not ok],
-        "output": str(output_path),
         "method": method,
         "calibration": calibration,
         "before": _summary(arrays_in, before),
