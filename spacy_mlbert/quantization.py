@@ -42,7 +42,11 @@ QUANTIZE_OPTIONS = (NONE, INT8, INT8_EMBEDDINGS)
 # are quantized (absent: fp32).
 CONFIG_KEY = "mlbert_quantized"
 # The registered architectures that take a ``quantize`` setting.
-QUANTIZABLE = ("spacy-mlbert.TransformerModel.v1", "spacy-mlbert.WordpieceTransformer.v1")
+QUANTIZABLE = (
+    "spacy-mlbert.TransformerModel.v1",
+    "spacy-mlbert.WordpieceTransformer.v1",
+    "spacy-mlbert.WordpieceTransformer.v2",
+)
 
 
 class QuantizeSetting(str):
