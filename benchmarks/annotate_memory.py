@@ -38,16 +38,7 @@ import spacy_mlbert  # noqa: E402
 from spacy_mlbert.atomic import write_json_atomic  # noqa: E402
 
 MODES = ("zone", "no-zone")
-UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """'5MB' -> 5 * 2**20 bytes (KB, MB, GB; a bare number is bytes)."""
-    text = text.strip().upper()
-    for unit, factor in UNITS.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * factor)
-    return int(text)
+parse_size = common.parse_size
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

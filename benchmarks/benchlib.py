@@ -945,6 +945,18 @@ def command_line() -> str:
     return " ".join([Path(sys.executable).name] + sys.argv)
 
 
+SIZE_UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """RETURNS (int): bytes of "100MB", "1GB", "64KB" or a plain number."""
+    text = text.strip().upper()
+    for unit, factor in SIZE_UNITS.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
+
+
 def log(message: str) -> None:
     """Progress lines on stderr, flushed at once (runs are logged to files)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -35,16 +35,7 @@ SCRIPTS = [
     ("rus", 0x430, 32, True), ("ukr", 0x430, 32, True), ("arq", 0x627, 28, True), ("hin", 0x915, 33, True),
     ("amh", 0x1200, 120, True), ("ell", 0x3B1, 24, True), ("chn", 0x4E00, 3000, False), ("jpn", 0x3041, 80, False),
 ]
-UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """RETURNS (int): bytes of "100MB", "1GB", "64KB" or a plain number."""
-    text = text.strip().upper()
-    for unit, factor in UNITS.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * factor)
-    return int(text)
+parse_size = common.parse_size
 
 
 def generate(path: Path, n_bytes: int, seed: int = common.SEED) -> int:

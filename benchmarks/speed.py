@@ -662,6 +662,19 @@ def run_child(mode: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     return {"mode": mode, "peak_rss_mb": peak_rss_mb(), "seconds": time.perf_counter() - start}
 
 
+def run_in_child(args: argparse.Namespace, work: Path, mode: str, spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Run one measured phase (run_child) in a fresh process; its result."""
+    spec_path = work / f"child-{mode}.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf8")
+    proc = subprocess.run(
+        [sys.executable, __file__, "--data-dir", str(args.data_dir), "--child", mode, "--child-spec", str(spec_path)],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {mode} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def section_rss(nlp, texts: List[str], labels: List[str], args, work: Path) -> Dict[str, Any]:
     model_dir = work / "speed-model"
     if not model_dir.exists():
@@ -681,15 +694,7 @@ def section_rss(nlp, texts: List[str], labels: List[str], args, work: Path) -> D
             "texts": mode_texts, "labels": labels, "model": str(model_dir), "encoder": str(args.encoder),
             "batch_size": args.batch_size, "max_length": args.max_length, "args": train_args, "work": str(work),
         }
-        spec_path = work / f"child-{mode}.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf8")
-        proc = subprocess.run(
-            [sys.executable, __file__, "--data-dir", str(args.data_dir), "--child", mode, "--child-spec", str(spec_path)],
-            capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"child {mode} failed:\n{proc.stderr[-3000:]}")
-        results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[mode] = run_in_child(args, work, mode, spec)
         log(f"rss {mode}: {results[mode]['peak_rss_mb']:.0f} MB")
     return results
 
@@ -781,15 +786,7 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
             "texts": texts, "labels": labels, "model": str(paths.get(name, paths["fp32"])), "encoder": str(args.encoder),
             "batch_size": batch, "max_length": args.max_length,
         }
-        spec_path = work / f"child-cost-{name}.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf8")
-        proc = subprocess.run(
-            [sys.executable, __file__, "--data-dir", str(args.data_dir), "--child", name, "--child-spec", str(spec_path)],
-            capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"child {name} failed:\n{proc.stderr[-3000:]}")
-        result["rss"][name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["rss"][name] = run_in_child(args, work, name, spec)
         log(f"cost rss {name}: {result['rss'][name]}")
     return result
 

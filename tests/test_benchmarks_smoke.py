@@ -253,6 +253,30 @@ def test_speed_quick_inference_matches_raw(tiny_xlmr_dir):
     assert "| inference |" in speed.report(results)
 
 
+def test_speed_quick_cost_section(tiny_xlmr_dir):
+    """fp32, int8, stock and the sorted raw path, interleaved, with RSS."""
+    with make_tempdir() as tmp:
+        dev = tmp / "dev"
+        dev.mkdir()
+        for lang in ("eng", "rus"):
+            _write_csv(dev / f"{lang}.csv", lang, TEXTS[lang], LABELS, 0)
+        results = speed.main(
+            ["--data-dir", str(dev), "--langs", "eng,rus", "--encoder", str(tiny_xlmr_dir), "--quick", "--only", "cost", "--out", str(tmp / "speed.json")]
+        )
+    cost = results["cost"]
+    point = cost["texts"]
+    assert set(point["texts_per_second"]) == {"fp32", "int8", "stock", "raw_sorted_b32", "raw_sorted_b64"}
+    assert all(len(rounds) == 1 for rounds in point["seconds_every_round"].values())
+    # the sorted raw path computes what the pipeline does (same weights)
+    assert point["max_abs_prob_difference_fp32_vs_raw"] < 1e-4
+    assert point["max_abs_prob_difference_int8_vs_fp32"] < 0.05
+    assert [p["length"] for p in cost["length"]] == [64, 256]
+    for name in ("fp32", "int8", "stock", "raw"):
+        rss = cost["rss"][name]
+        assert 0 < rss["loaded_rss_mb"] <= rss["load_peak_rss_mb"] <= rss["peak_rss_mb"]
+    assert "(anchor)" in speed.report(results)
+
+
 def test_quality_stock_and_plain_anchors(semeval_dirs, tiny_xlmr_dir):
     """The two anchors mlbert is compared with: stock textcat_multilabel
     through spacy train, and the plain transformers + PyTorch recipe."""
