@@ -234,12 +234,18 @@ def test_quality_staged_mlbert(semeval_dirs, tiny_xlmr_dir):
     assert 0.0 <= results["average"]["macro_f"] <= 1.0
 
 
+def _speed_texts(tmp):
+    """A folder of eng and rus CSVs: the texts speed.py reads."""
+    dev = tmp / "dev"
+    dev.mkdir()
+    for lang in ("eng", "rus"):
+        _write_csv(dev / f"{lang}.csv", lang, TEXTS[lang], LABELS, 0)
+    return dev
+
+
 def test_speed_quick_inference_matches_raw(tiny_xlmr_dir):
     with make_tempdir() as tmp:
-        dev = tmp / "dev"
-        dev.mkdir()
-        for lang in ("eng", "rus"):
-            _write_csv(dev / f"{lang}.csv", lang, TEXTS[lang], LABELS, 0)
+        dev = _speed_texts(tmp)
         out = tmp / "speed.json"
         results = speed.main(
             ["--data-dir", str(dev), "--langs", "eng,rus", "--encoder", str(tiny_xlmr_dir), "--quick", "--only", "infer,size", "--out", str(out)]
@@ -256,10 +262,7 @@ def test_speed_quick_inference_matches_raw(tiny_xlmr_dir):
 def test_speed_quick_cost_section(tiny_xlmr_dir):
     """fp32, int8, stock and the sorted raw path, interleaved, with RSS."""
     with make_tempdir() as tmp:
-        dev = tmp / "dev"
-        dev.mkdir()
-        for lang in ("eng", "rus"):
-            _write_csv(dev / f"{lang}.csv", lang, TEXTS[lang], LABELS, 0)
+        dev = _speed_texts(tmp)
         results = speed.main(
             ["--data-dir", str(dev), "--langs", "eng,rus", "--encoder", str(tiny_xlmr_dir), "--quick", "--only", "cost", "--out", str(tmp / "speed.json")]
         )
@@ -367,10 +370,7 @@ def test_encoder_work_counts_training_forwards_only(tiny_xlmr_dir):
 @pytest.mark.slow
 def test_speed_quick_all_sections(tiny_xlmr_dir):
     with make_tempdir() as tmp:
-        dev = tmp / "dev"
-        dev.mkdir()
-        for lang in ("eng", "rus"):
-            _write_csv(dev / f"{lang}.csv", lang, TEXTS[lang], LABELS, 0)
+        dev = _speed_texts(tmp)
         results = speed.main(
             ["--data-dir", str(dev), "--langs", "eng,rus", "--encoder", str(tiny_xlmr_dir), "--quick", "--out", str(tmp / "speed.json")]
         )
