@@ -557,3 +557,20 @@ def test_report_trained_languages_only_keeps_shared_texts():
     assert list(trimmed["systems"]["stock"]["per_language"]) == ["eng"]
     # the run itself is left as it was
     assert run["settings"]["eval_ids"] == ["e1", "e2", "a1"]
+
+
+def test_long_pooling_counts_fewer_rows_than_v1(tiny_xlmr_dir):
+    import long_pooling
+
+    with make_tempdir() as tmp:
+        dev = tmp / "dev"
+        dev.mkdir()
+        for lang in ("eng", "rus"):
+            _write_csv(dev / f"{lang}.csv", lang, TEXTS[lang] * 20, LABELS, 0)
+        results = long_pooling.main(
+            ["--data-dir", str(dev), "--langs", "eng,rus", "--lengths", "300", "--encoder", str(tiny_xlmr_dir), "--out", str(tmp / "lp.json")]
+        )
+    for point in results["documents"]:
+        assert point["windows"] > 1
+        assert point["rows_v2"] < point["rows_v1"]  # the special tokens of every window but one
+        assert 0.9 < point["cosine_v1_v2"] <= 1.0 + 1e-6
