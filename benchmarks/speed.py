@@ -72,6 +72,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--length-wordpieces", type=int, default=8192, help="Wordpieces per length point (docs = this / length, at least 2)")
     parser.add_argument("--sizes", default="32,128,512", help="Corpus sizes (texts) for the size scan")
     parser.add_argument("--cost-texts", type=int, default=1000, help="Texts of the cost section")
+    parser.add_argument(
+        "--pipe-batch-size", type=int, default=0,
+        help="Cost section: nlp.pipe's batch_size, the buffer that spacy-transformers sorts by length (0: --batch-size)",
+    )
     parser.add_argument("--cost-lengths", default="64,256,1024,2048", help="Document lengths (wordpieces) of the cost section")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"Sections to run: {','.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="A few texts and points: checks that everything runs")
@@ -742,10 +746,11 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
     loaded = {name: spacy.load(path) for name, path in paths.items()}
     texts = cycle(pool, args.cost_texts)
     batch = args.batch_size
+    pipe_batch = args.pipe_batch_size or batch
 
     def paths_on(docs: Sequence[str]) -> Dict[str, Callable[[], numpy.ndarray]]:
         fns: Dict[str, Callable[[], numpy.ndarray]] = {
-            name: (lambda pipeline=pipeline: common.pipe_probs(pipeline, docs, labels, batch_size=batch))
+            name: (lambda pipeline=pipeline: common.pipe_probs(pipeline, docs, labels, batch_size=pipe_batch))
             for name, pipeline in loaded.items()
         }
         for raw_batch in sorted({32, batch}):
@@ -771,7 +776,9 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
             "decision_agreement_int8_vs_fp32_at_0.5": float(((int8 >= 0.5) == (fp32 >= 0.5)).mean()),
         }
 
-    result: Dict[str, Any] = {"batch_size": batch, "repeats": args.repeats, "texts": measure(texts, args.repeats)}
+    result: Dict[str, Any] = {
+        "batch_size": batch, "pipe_batch_size": pipe_batch, "repeats": args.repeats, "texts": measure(texts, args.repeats),
+    }
     log(f"cost: {result['texts']['texts_per_second']}")
     result["length"] = []
     for length in [int(x) for x in args.cost_lengths.split(",") if x.strip()]:
@@ -784,7 +791,7 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
     for name in COST_PATHS:
         spec = {
             "texts": texts, "labels": labels, "model": str(paths.get(name, paths["fp32"])), "encoder": str(args.encoder),
-            "batch_size": batch, "max_length": args.max_length,
+            "batch_size": batch, "pipe_batch_size": pipe_batch, "max_length": args.max_length,
         }
         result["rss"][name] = run_in_child(args, work, name, spec)
         log(f"cost rss {name}: {result['rss'][name]}")
@@ -812,7 +819,7 @@ def _cost_child(mode: str, spec: Dict[str, Any], start: float) -> Dict[str, Any]
         predict = lambda: common.predict_torch(model, tokenizer, spec["texts"], batch_size=spec["batch_size"], max_length=spec["max_length"])  # noqa: E731
     else:
         nlp = spacy.load(spec["model"])
-        predict = lambda: common.pipe_probs(nlp, spec["texts"], spec["labels"], batch_size=spec["batch_size"])  # noqa: E731
+        predict = lambda: common.pipe_probs(nlp, spec["texts"], spec["labels"], batch_size=spec["pipe_batch_size"])  # noqa: E731
     gc.collect()
     loaded = {"load_peak_rss_mb": peak_rss_mb(), "loaded_rss_mb": rss_mb()}
     predict()
