@@ -748,17 +748,24 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
     batch = args.batch_size
     pipe_batch = args.pipe_batch_size or batch
 
-    def paths_on(docs: Sequence[str]) -> Dict[str, Callable[[], numpy.ndarray]]:
+    def paths_on(docs: Sequence[str], long_docs: bool) -> Dict[str, Callable[[], numpy.ndarray]]:
         fns: Dict[str, Callable[[], numpy.ndarray]] = {
             name: (lambda pipeline=pipeline: common.pipe_probs(pipeline, docs, labels, batch_size=pipe_batch))
             for name, pipeline in loaded.items()
         }
         for raw_batch in sorted({32, batch}):
-            fns[f"raw_sorted_b{raw_batch}"] = lambda raw_batch=raw_batch: raw_sorted_probs(raw, docs, raw_batch)
+            # long documents: every window of each, as the pipeline reads them
+            # (texts of one length: nothing to sort); short texts: truncated
+            # at --max-length, sorted by length
+            fns[f"raw_sorted_b{raw_batch}"] = (
+                (lambda raw_batch=raw_batch: raw.windows(docs, raw_batch)[0])
+                if long_docs
+                else (lambda raw_batch=raw_batch: raw_sorted_probs(raw, docs, raw_batch))
+            )
         return fns
 
-    def measure(docs: Sequence[str], repeats: int) -> Dict[str, Any]:
-        fns = paths_on(docs)
+    def measure(docs: Sequence[str], repeats: int, long_docs: bool = False) -> Dict[str, Any]:
+        fns = paths_on(docs, long_docs)
         probs = {name: fn() for name, fn in fns.items()}  # warm-up, and what each computes
         seconds = interleaved(fns, repeats)
         med = {name: statistics.median(v) for name, v in seconds.items()}
@@ -783,7 +790,7 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
     result["length"] = []
     for length in [int(x) for x in args.cost_lengths.split(",") if x.strip()]:
         docs = make_length_texts(raw.tokenizer, pool, length, max(2, args.length_wordpieces // length))
-        point = {"length": length, **measure(docs, args.repeats)}
+        point = {"length": length, **measure(docs, args.repeats, long_docs=True)}
         result["length"].append(point)
         log(f"cost, length {length}: {point['texts_per_second']}")
     del loaded
