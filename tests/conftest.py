@@ -60,3 +60,19 @@ def trained_nlp(tiny_xlmr_dir):
     for _ in range(40):
         nlp.update(examples, sgd=optimizer)
     return nlp
+
+
+@pytest.fixture
+def synced_inodes(monkeypatch):
+    """The inodes os.fsync is called on during the test (files and folders)."""
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.fstat(fd).st_ino)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced

@@ -219,19 +219,12 @@ def test_output_is_strict_json(nlp, workdir):
         format_prediction({"text": "x"}, ({"positive": float("nan")}, []), "cats", "labels")
 
 
-def test_output_is_synced_before_the_rename(nlp, workdir, monkeypatch):
+def test_output_is_synced_before_the_rename(nlp, workdir, synced_inodes):
     """The output file is fsynced (then renamed) and so is its folder: a power
     cut cannot leave an empty file under the final name."""
     import os
 
-    synced = []
-    real_fsync = os.fsync
-
-    def fsync(fd):
-        synced.append(os.fstat(fd).st_ino)
-        return real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = synced_inodes
     source = write_jsonl(workdir / "sync.jsonl", records()[:2])
     output = workdir / "sync-out" / "annotated.jsonl"
     annotate_jsonl(nlp, source, output, progress=False)

@@ -128,19 +128,12 @@ def test_engine_options_are_checked(workdir, model_dir):
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
-def test_output_folder_is_synced_and_replaces_an_earlier_run(monkeypatch, workdir, model_dir):
+def test_output_folder_is_synced_and_replaces_an_earlier_run(synced_inodes, workdir, model_dir):
     """The run folder goes through spacy_mlbert.atomic: every file and the
     folder fsynced before the rename, an earlier run's folder replaced. An
     empty input needs no Ray to start."""
     pytest.importorskip("ray")
-    synced = []
-    real_fsync = os.fsync
-
-    def fsync(fd):
-        synced.append(os.fstat(fd).st_ino)
-        return real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = synced_inodes
     source = write_lines(workdir / "empty.jsonl", [])
     out_dir = workdir / "empty-out"
     for _ in range(2):
