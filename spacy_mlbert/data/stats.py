@@ -183,6 +183,18 @@ def save_label_stats(stats: LabelStats, output_dir: PathLike, name: str) -> Tupl
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path = output_dir / f"{name}.stats.json"
     md_path = output_dir / f"{name}.stats.md"
-    srsly.write_json(json_path, stats.to_dict())
-    md_path.write_text(stats.to_markdown(title=name), encoding="utf-8")
+    write_label_stats(stats, json_path, md_path, title=name)
     return json_path, md_path
+
+
+def write_label_stats(stats: LabelStats, json_path: PathLike, md_path: PathLike, *, title: str) -> None:
+    """Write the statistics as JSON and as Markdown to the given files
+    (``convert`` passes temporary names, renamed once all outputs are done).
+
+    stats (LabelStats): the statistics.
+    json_path (PathLike): the JSON file.
+    md_path (PathLike): the Markdown file.
+    title (str): the Markdown table's title, e.g. "train".
+    """
+    srsly.write_json(json_path, stats.to_dict())
+    Path(md_path).write_text(stats.to_markdown(title=title), encoding="utf-8")

@@ -39,7 +39,7 @@ from .reader import Paths, ReadOptions, iter_records
 from .records import ConversionReport, DataError, DuplicateText, PathLike, Record
 from .shards import DEFAULT_SHARD_SIZE, DocBinWriter, check_shard_size
 from .split import SPLIT_NAMES, parse_ratios, stratified_folds, warn_empty_splits
-from .stats import LabelStats, LabelStatsBuilder
+from .stats import LabelStats, LabelStatsBuilder, write_label_stats
 from .stratify import PACK_ROWS, BitMatrix
 
 HASH_BYTES = 16
@@ -332,8 +332,7 @@ def write_outputs(
         for split, split_stats in stats.items():
             json_tmp = stack.enter_context(atomic_path(stats_dir / f"{split}.stats.json"))
             md_tmp = stack.enter_context(atomic_path(stats_dir / f"{split}.stats.md"))
-            srsly.write_json(json_tmp, split_stats.to_dict())
-            md_tmp.write_text(split_stats.to_markdown(title=split), encoding="utf-8")
+            write_label_stats(split_stats, json_tmp, md_tmp, title=split)
         labels_path = output_dir / "labels.json"
         srsly.write_json(stack.enter_context(atomic_path(labels_path)), labels)
         srsly.write_json(stack.enter_context(atomic_path(stats_dir / "convert-report.json")), report.to_dict())
