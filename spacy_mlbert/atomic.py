@@ -66,12 +66,13 @@ def _remove(path: Path) -> None:
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path to write a file or a folder at; on success it
     is synced and renamed to ``path`` (replacing what was there), on failure
-    removed.
+    removed. The folder ``path`` goes in is made if need be.
 
         with atomic_path(out / "train.spacy") as tmp:
             doc_bin.to_disk(tmp)
     """
     final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(final)
     try:
         yield tmp

@@ -76,3 +76,12 @@ def test_a_failed_folder_keeps_the_old_folder(tmp_path):
 def test_write_json_atomic(tmp_path):
     path = write_json_atomic(tmp_path / "t.json", {"a": [1, None]})
     assert srsly.read_json(path) == {"a": [1, None]}
+
+
+def test_the_folder_of_the_output_is_made(tmp_path):
+    """Every writer gets its output's folder made (quantize into a new
+    folder failed before: spaCy's to_disk makes only the last level)."""
+    path = tmp_path / "new" / "deeper" / "pipeline"
+    write_atomic(path, lambda tmp: (tmp.mkdir(), (tmp / "config.cfg").write_text("x")))
+    assert (path / "config.cfg").read_text() == "x"
+    assert _leftovers(path.parent) == []

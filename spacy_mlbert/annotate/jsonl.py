@@ -100,7 +100,6 @@ def annotate_jsonl(
         "skipped_lines": [],
         "reasons": {},
     }
-    output_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(output_path) as out, tqdm(
         total=count_lines(input_path),
         unit="line",

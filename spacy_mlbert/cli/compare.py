@@ -26,7 +26,6 @@ def compare_cli(
         raise typer.Exit(code=1)
     try:
         text = compare_markdown([srsly.read_json(p) for p in metrics], columns)
-        output.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(output) as handle:
             handle.write(text)
     except (OSError, ValueError, KeyError) as err:

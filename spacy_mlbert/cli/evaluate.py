@@ -64,7 +64,6 @@ def evaluate_cli(
             n = 1 if options.n_process is None else options.n_process
             arrays = predict_arrays_local(nlp, data, batch_size=batch_size, n_process=n)
         metrics = compute_metrics(arrays, textcat.thresholds)
-        output.parent.mkdir(parents=True, exist_ok=True)
         written = None
         # metrics.json appears only once the report is written too: a failed
         # report leaves no metrics that look like a finished evaluation

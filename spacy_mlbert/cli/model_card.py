@@ -41,7 +41,6 @@ def model_card_cli(
             model, srsly.read_json(metrics), name=name, version=version, evaluated_on=evaluated_on,
             benchmark=benchmark, config=config, license=license,
         )
-        output.parent.mkdir(parents=True, exist_ok=True)
         if license_files:
             for file_name, text in make_license_files(meta, encoder_source(model)).items():
                 with atomic_open(model / file_name) as handle:

@@ -49,7 +49,6 @@ def write_report(
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(Errors.E062.format(path=output_dir))
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
     written = {"markdown": output_dir / REPORT_FILE, "f1_plot": output_dir / F1_PLOT_FILE}
     if arrays is not None:
         written["pr_plot"] = output_dir / PR_PLOT_FILE

@@ -271,7 +271,6 @@ def tune_pipeline(
     nlp = load_pipeline(model_path)
     result = tune_loaded_pipeline(nlp, dev_path, batch_size=batch_size, grid=grid, method=method, calibrate=calibrate)
     # complete or absent: a failed save leaves no half pipeline that loads
-    output_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output_path, nlp.to_disk)
     logger.info("Saved the pipeline with tuned thresholds to '%s'.", output_path)
     return {**result, "output": str(output_path)}

@@ -125,7 +125,6 @@ def annotate_ray(
     check_output_dir(out_dir, sources)
     import_ray()  # before the input is scanned: say at once that Ray is missing
     blocks = plan_blocks(sources, settings.block_size)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     # the whole folder is written under a temporary name, synced and renamed
     # into place (replacing an earlier run's) only once it is complete
     with atomic_path(out_dir) as tmp_dir:
