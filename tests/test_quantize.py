@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
-from spacy.tokens import DocBin
 from spacy.util import load_model_from_config, registry
 from typer.testing import CliRunner
 
 from spacy_mlbert import quantization
 from spacy_mlbert.cli import app
 from spacy_mlbert.cli.quantize import quantize_model
-from spacy_mlbert.extensions import install_extensions
 from spacy_mlbert.training.staged import export_encoder
-from util import TRAIN_DATA, make_examples, make_nlp, save_tiny_pipeline, transformer_config
+from util import TRAIN_DATA, make_examples, make_nlp, save_tiny_pipeline, transformer_config, write_dev_docbin
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = [text for text, _ in TRAIN_DATA] + ["Great value 👍 would buy again!", ""]
@@ -55,17 +53,7 @@ def fp32_cats(model_dir):
 
 @pytest.fixture(scope="module")
 def dev_path(workdir):
-    install_extensions()
-    nlp = spacy.blank("xx")
-    doc_bin = DocBin(store_user_data=True)
-    for i, ((text, labels), lang) in enumerate(zip(TRAIN_DATA, ["en", "en", "es", "fr", "zh", "ar"])):
-        doc = nlp.make_doc(text)
-        doc.cats = dict(labels)
-        doc._.mlbert_lang = lang
-        doc._.mlbert_id = f"d{i}"
-        doc_bin.add(doc)
-    doc_bin.to_disk(workdir / "dev.spacy")
-    return workdir / "dev.spacy"
+    return write_dev_docbin(workdir / "dev.spacy")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,8 @@ import numpy
 import pytest
 import spacy
 import srsly
-from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from spacy_mlbert import install_extensions
 from spacy_mlbert.cli import app
 from spacy_mlbert.evaluation import evaluate_docbin, find_textcat
 from spacy_mlbert.metrics import multilabel_scores
@@ -21,7 +19,7 @@ from spacy_mlbert.tuning.thresholds import (
     tune_pipeline,
     tune_thresholds,
 )
-from util import TRAIN_DATA, save_tiny_pipeline
+from util import save_tiny_pipeline, write_dev_docbin
 
 LABELS = ["positive", "negative", "useful", "slow"]
 
@@ -284,18 +282,7 @@ def model_dir(workdir, tiny_xlmr_dir):
 
 @pytest.fixture(scope="module")
 def dev_path(model_dir, workdir):
-    install_extensions()
-    nlp = spacy.blank("xx")
-    doc_bin = DocBin(store_user_data=True)
-    langs = ["en", "en", "es", "fr", "zh", "ar"]
-    for i, ((text, cats), lang) in enumerate(zip(TRAIN_DATA, langs)):
-        doc = nlp.make_doc(text)
-        doc.cats = dict(cats)
-        doc._.mlbert_lang = lang
-        doc._.mlbert_id = f"d{i}"
-        doc_bin.add(doc)
-    doc_bin.to_disk(workdir / "dev.spacy")
-    return workdir / "dev.spacy"
+    return write_dev_docbin(workdir / "dev.spacy")
 
 
 def test_tune_pipeline_saves_thresholds(model_dir, dev_path, workdir):

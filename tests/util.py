@@ -150,3 +150,27 @@ def two_overlapping_windows(width: int = 3):
 # to its end, 1 to the start of the second), t3 in the second, so the overlap
 # is cut in its middle; <s> comes from the first window, </s> from the last.
 TWO_WINDOWS_COUNTED = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (1, 4), (1, 5)]
+
+
+# the language of each TRAIN_DATA text, for dev sets built from them
+TRAIN_LANGS = ["en", "en", "es", "fr", "zh", "ar"]
+
+
+def write_dev_docbin(path: Path) -> Path:
+    """TRAIN_DATA as a gold dev set (.spacy) with languages and ids, as
+    ``convert`` writes one: what tune-thresholds and quantize --dev read."""
+    from spacy.tokens import DocBin
+
+    from spacy_mlbert.extensions import install_extensions
+
+    install_extensions()
+    nlp = spacy.blank("xx")
+    doc_bin = DocBin(store_user_data=True)
+    for i, ((text, cats), lang) in enumerate(zip(TRAIN_DATA, TRAIN_LANGS)):
+        doc = nlp.make_doc(text)
+        doc.cats = dict(cats)
+        doc._.mlbert_lang = lang
+        doc._.mlbert_id = f"d{i}"
+        doc_bin.add(doc)
+    doc_bin.to_disk(path)
+    return path
