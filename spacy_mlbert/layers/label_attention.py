@@ -26,7 +26,7 @@ from thinc.types import Floats2d
 from transformers.file_utils import ModelOutput
 
 from ..errors import Errors
-from .wordpiece_pooling import counted_rows
+from .wordpiece_pooling import pooled_rows
 
 InT = List[TransformerData]
 OutT = Floats2d
@@ -93,11 +93,7 @@ def _wordpieces(model: Model[InT, OutT], trf_data: TransformerData) -> Tuple[Opt
     hidden = trf_data.model_output.last_hidden_state
     if not hidden.size:
         return None, None
-    ops = model.ops
-    if model.attrs.get("count_once", False):
-        kept = ops.asarray(counted_rows(trf_data))[:, : hidden.shape[1]]
-    else:
-        kept = ops.asarray(trf_data.wordpieces.attention_mask)[:, : hidden.shape[1]] > 0
+    kept = model.ops.asarray(pooled_rows(trf_data, model.attrs.get("count_once", False)))[:, : hidden.shape[1]]
     return (hidden[kept], kept) if kept.any() else (None, None)
 
 

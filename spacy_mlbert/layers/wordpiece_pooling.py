@@ -92,10 +92,7 @@ def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Call
             weight = ops.alloc2f(hidden.shape[0], hidden.shape[1])
             weight[0, 0] = 1.0
         else:
-            if model.attrs.get("count_once", False):
-                mask = ops.asarray2f(counted_rows(trf_data))
-            else:
-                mask = ops.asarray2f(trf_data.wordpieces.attention_mask)
+            mask = ops.asarray2f(pooled_rows(trf_data, model.attrs.get("count_once", False)))
             mask = mask[:, : hidden.shape[1]]
             weight = mask / max(float(mask.sum()), 1.0)
         Y[i] = (hidden * weight[:, :, None]).sum(axis=(0, 1))
@@ -134,6 +131,19 @@ def _width(model: Model[InT, OutT], hiddens: List[Optional[Floats3d]]) -> int:
             return hidden.shape[-1]
     # A batch of only empty documents: fall back on the width set at init.
     return model.get_dim("nO") if model.has_dim("nO") else 0
+
+
+def pooled_rows(trf_data: TransformerData, count_once: bool) -> numpy.ndarray:
+    """The rows of a document's windows that its pooling reads: each
+    wordpiece once (counted_rows), or every unmasked row of every window.
+
+    trf_data (TransformerData): One document's windows (not empty).
+    count_once (bool): The layer's ``count_once`` setting.
+    RETURNS (numpy.ndarray): (windows, wordpieces) booleans, False at padding.
+    """
+    if count_once:
+        return counted_rows(trf_data)
+    return numpy.asarray(trf_data.wordpieces.attention_mask) > 0
 
 
 def counted_rows(trf_data: TransformerData) -> numpy.ndarray:
