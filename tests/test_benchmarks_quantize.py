@@ -9,8 +9,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_mlbert.extensions import install_extensions
-from util import TRAIN_DATA, save_tiny_pipeline
+from util import TRAIN_DATA, save_tiny_pipeline, write_dev_docbin
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -36,15 +35,7 @@ def bench_dirs(workdir, tiny_xlmr_dir):
             writer.writerow(["id", "text", *columns])
             for i, text in enumerate(texts):
                 writer.writerow([f"{lang}_{i}", text, *((i + j) % 2 for j in range(len(columns)))])
-    install_extensions()
-    nlp = spacy.blank("xx")
-    docs = []
-    for text, cats in TRAIN_DATA:
-        doc = nlp.make_doc(text)
-        doc.cats = dict(cats)
-        docs.append(doc)
-    DocBin(docs=docs, store_user_data=True).to_disk(workdir / "refit.spacy")
-    return model, dev, workdir / "refit.spacy"
+    return model, dev, write_dev_docbin(workdir / "refit.spacy")
 
 
 def test_quantize_quality_scores_fp32_and_int8(bench_dirs, workdir):
