@@ -742,6 +742,7 @@ def training_overrides(
     epochs: int,
     batch_size: int = 16,
     selection: str = "epoch-end",
+    train_seed: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Paths, epochs, and a schedule sized to the run: the linear decay ends at
     the last step (the config's fixed 100 steps would stop learning early on
@@ -766,6 +767,10 @@ def training_overrides(
         "training.optimizer.learn_rate.total_steps": total,
         "training.optimizer.learn_rate.warmup_steps": min(10, steps_per_epoch),
     }
+    if train_seed is not None:
+        # the data stay the same; only what the seed draws in training changes
+        # (initial weights, dropout, batch order)
+        overrides["system.seed"] = train_seed
     if selection == "epoch-end":
         overrides["training.max_epochs"] = epochs + 1
         overrides["training.max_steps"] = total

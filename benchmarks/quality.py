@@ -87,7 +87,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64, help="Texts per nlp.pipe / forward batch when predicting")
     parser.add_argument("--work-dir", type=Path, help="Where DocBins and models go (default: a temporary folder, deleted)")
     parser.add_argument("--keep-models", action="store_true", help="Keep trained pipelines in --work-dir")
-    parser.add_argument("--seed", type=int, default=common.SEED)
+    parser.add_argument("--seed", type=int, default=common.SEED, help="Seed of the data: the shuffle that picks the first N texts and the held-out split")
+    parser.add_argument("--train-seed", type=int, help="system.seed of the spaCy systems (mlbert, stock) on the same data: reruns of one setting for seed spread (default: the config's)")
     parser.add_argument("--out", type=Path, default=Path("results.json"))
     args = parser.parse_args(argv)
     if args.train_dir is None:
@@ -211,7 +212,7 @@ def run_stock(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], ar
 
     load = _loadavg()
     config = common.stock_config(project_config)
-    overrides = common.training_overrides(paths["fit"], paths["holdout"], args.encoder, n_fit, args.epochs, selection=args.selection)
+    overrides = common.training_overrides(paths["fit"], paths["holdout"], args.encoder, n_fit, args.epochs, selection=args.selection, train_seed=args.train_seed)
     model_dir, train_s = common.spacy_train(config, paths["work"], "stock", overrides)
     nlp = spacy.load(model_dir)
     start = time.perf_counter()
@@ -256,7 +257,7 @@ def run_mlbert(data: BenchData, y_true: numpy.ndarray, paths: Dict[str, Path], a
     variant = common.parse_overrides(args.mlbert_set)
     for key, value in variant.items():
         common.set_dotted(config, key, value)
-    overrides = common.training_overrides(paths["fit"], paths["holdout"], args.encoder, n_fit, args.epochs, selection=args.selection)
+    overrides = common.training_overrides(paths["fit"], paths["holdout"], args.encoder, n_fit, args.epochs, selection=args.selection, train_seed=args.train_seed)
     name = args.mlbert_name
     if args.mlbert_model:
         model_dir, train_s = args.mlbert_model, 0.0
@@ -431,6 +432,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             "selection": args.selection,
             "holdout_share": args.holdout,
             "seed": args.seed,
+            "train_seed": args.train_seed,
             "fit_texts": len(fit),
             "holdout_texts": len(holdout),
             "duplicates_removed_before_holdout_split": len(removed),
