@@ -19,7 +19,11 @@ Same encoder, same texts, same batch size and max length, in one process:
   same transformer, and the strongest raw path (all texts sorted by
   wordpiece length, then batched; batch 32 and 64, the faster is the
   anchor), interleaved, on --cost-texts texts and by document length; peak
-  and steady RSS of each in a fresh process.
+  and steady RSS of each in a fresh process;
+- load (``--only load``): memory only, no timing: load peak, loaded, and
+  peak and steady after predicting --cost-texts texts, of fp32, both kinds
+  of ``quantize`` (int8, int8-embeddings), stock and the raw path, each in
+  a fresh process, with each pipeline's size on disk.
 
 Repeated measurements are interleaved (spaCy, raw, spaCy, raw, ...) and the
 median is reported, so that load from other work on a shared machine hits
@@ -47,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 from benchlib import log  # noqa: E402
 
-SECTIONS = ("infer", "train", "rss", "length", "size", "cost")
+SECTIONS = ("infer", "train", "rss", "length", "size", "cost", "load")
 TRAIN_BATCH_SIZE = 16
 # the e5 / XLM-R window of the project's config: 128 with stride 96
 WINDOW = 128
@@ -648,7 +652,7 @@ def run_child(mode: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     elif mode == "spacy-infer":
         nlp = spacy.load(spec["model"])
         spacy_probs(nlp, texts, spec["batch_size"], labels)
-    elif mode in COST_PATHS:
+    elif mode in MEMORY_PATHS:
         return _cost_child(mode, spec, start)
     elif mode == "raw-infer":
         # what a raw user loads: the Hugging Face folder, no spaCy pipeline
@@ -706,6 +710,8 @@ def section_rss(nlp, texts: List[str], labels: List[str], args, work: Path) -> D
 # --- cost: int8, fp32, stock, the strongest raw path ----------------------------
 
 COST_PATHS = ("fp32", "int8", "stock", "raw")
+# what the load section measures: the quantize command's two kinds too
+MEMORY_PATHS = ("fp32", "int8", "int8-embeddings", "stock", "raw")
 
 
 def raw_sorted_probs(raw: RawPath, texts: Sequence[str], batch_size: int) -> numpy.ndarray:
@@ -720,16 +726,19 @@ def raw_sorted_probs(raw: RawPath, texts: Sequence[str], batch_size: int) -> num
     return out
 
 
-def cost_pipelines(nlp, args, labels: Sequence[str], work: Path) -> Dict[str, Path]:
-    """fp32 (the pipeline timed), int8 (its quantized copy) and stock (the
-    project's config with stock textcat_multilabel, initialised on the same
-    encoder: an untrained head costs what a trained one does), on disk."""
+def cost_pipelines(nlp, args, labels: Sequence[str], work: Path, quantized: Sequence[str] = ("int8",)) -> Dict[str, Path]:
+    """fp32 (the pipeline timed), its copies by ``spacy-mlbert quantize``
+    (each kind of ``quantized``) and stock (the project's config with stock
+    textcat_multilabel, initialised on the same encoder: an untrained head
+    costs what a trained one does), on disk."""
     from spacy import util
     from spacy.training import Example
 
-    paths = {name: work / f"cost-{name}" for name in ("fp32", "int8", "stock")}
+    paths = {name: work / f"cost-{name}" for name in ("fp32", *quantized, "stock")}
     nlp.to_disk(paths["fp32"])
-    subprocess.run([sys.executable, "-m", "spacy_mlbert", "quantize", str(paths["fp32"]), str(paths["int8"])], check=True, capture_output=True)
+    for how in quantized:
+        command = [sys.executable, "-m", "spacy_mlbert", "quantize", str(paths["fp32"]), str(paths[how]), "--quantize", how]
+        subprocess.run(command, check=True, capture_output=True)
     config = common.stock_config(util.load_config(args.config))
     config["paths"]["encoder"] = str(args.encoder)
     stock = util.load_model_from_config(config, auto_fill=True, validate=True)
@@ -737,6 +746,30 @@ def cost_pipelines(nlp, args, labels: Sequence[str], work: Path) -> Dict[str, Pa
     stock.initialize(lambda: examples)
     stock.to_disk(paths["stock"])
     return paths
+
+
+def paths_memory(paths: Dict[str, Path], names: Sequence[str], texts: List[str], labels: Sequence[str], args, work: Path) -> Dict[str, Any]:
+    """Each path loaded and predicting ``texts`` in a fresh process
+    (_cost_child): load peak, loaded, peak and steady after predicting, and
+    the pipeline's size on disk."""
+    result = {}
+    for name in names:
+        spec = {
+            "texts": texts, "labels": list(labels), "model": str(paths.get(name, paths["fp32"])), "encoder": str(args.encoder),
+            "batch_size": args.batch_size, "pipe_batch_size": args.pipe_batch_size or args.batch_size, "max_length": args.max_length,
+        }
+        result[name] = run_in_child(args, work, name, spec)
+        if name in paths:
+            result[name]["disk_mb"] = sum(f.stat().st_size for f in paths[name].rglob("*") if f.is_file()) / 2**20
+        log(f"memory {name}: {result[name]}")
+    return result
+
+
+def section_load(nlp, pool: List[str], labels: List[str], args, work: Path) -> Dict[str, Any]:
+    """What loading and holding each path costs in memory (no timing: it
+    may run beside other work)."""
+    paths = cost_pipelines(nlp, args, labels, work, quantized=("int8", "int8-embeddings"))
+    return {"n_texts": args.cost_texts, "memory": paths_memory(paths, MEMORY_PATHS, cycle(pool, args.cost_texts), labels, args, work)}
 
 
 def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, work: Path) -> Dict[str, Any]:
@@ -794,14 +827,7 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
         result["length"].append(point)
         log(f"cost, length {length}: {point['texts_per_second']}")
     del loaded
-    result["rss"] = {}
-    for name in COST_PATHS:
-        spec = {
-            "texts": texts, "labels": labels, "model": str(paths.get(name, paths["fp32"])), "encoder": str(args.encoder),
-            "batch_size": batch, "pipe_batch_size": pipe_batch, "max_length": args.max_length,
-        }
-        result["rss"][name] = run_in_child(args, work, name, spec)
-        log(f"cost rss {name}: {result['rss'][name]}")
+    result["rss"] = paths_memory(paths, COST_PATHS, texts, labels, args, work)
     return result
 
 
@@ -893,6 +919,8 @@ def _run(args: argparse.Namespace, work: Path, config_text: str, original_config
         results["peak_rss"] = section_rss(nlp, texts, labels, args, work)
     if "cost" in args.sections:
         results["cost"] = section_cost(nlp, raw, pool, labels, args, work)
+    if "load" in args.sections:
+        results["load"] = section_load(nlp, pool, labels, args, work)
     results["total_seconds"] = time.perf_counter() - t0
     results["machine_at_end"] = {"load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -944,6 +972,8 @@ def report(results: Dict[str, Any]) -> str:
     cost = results.get("cost")
     if cost:
         lines += cost_report(cost)
+    if results.get("load"):
+        lines += memory_report(results["load"]["memory"])
     for key, title, unit in (("length", "wordpieces/doc", "length"), ("size", "texts", "n_texts")):
         points = results.get(key)
         if points:
@@ -967,9 +997,15 @@ def cost_report(cost: Dict[str, Any]) -> List[str]:
             rounds = ", ".join(f"{x:.2f}" for x in point["seconds_every_round"][name])
             mark = " (anchor)" if name == point["raw_anchor"] else ""
             lines.append(f"| {label} | {name}{mark} | {per_second:.1f} | {'' if ratio is None else f'{ratio:.2f}'} | {rounds} |")
-    lines += ["", "| path | load peak MB | loaded MB | peak MB (load + predict) | steady MB |", "|---|---:|---:|---:|---:|"]
-    for name, rss in cost["rss"].items():
-        lines.append(f"| {name} | {rss['load_peak_rss_mb']:.0f} | {rss['loaded_rss_mb']:.0f} | {rss['peak_rss_mb']:.0f} | {rss['steady_rss_mb']:.0f} |")
+    return lines + [""] + memory_report(cost["rss"])
+
+
+def memory_report(memory: Dict[str, Any]) -> List[str]:
+    """paths_memory's figures as a Markdown table."""
+    lines = ["| path | on disk MB | load peak MB | loaded MB | peak MB (load + predict) | steady MB |", "|---|---:|---:|---:|---:|---:|"]
+    for name, rss in memory.items():
+        disk = f"{rss['disk_mb']:.0f}" if "disk_mb" in rss else ""
+        lines.append(f"| {name} | {disk} | {rss['load_peak_rss_mb']:.0f} | {rss['loaded_rss_mb']:.0f} | {rss['peak_rss_mb']:.0f} | {rss['steady_rss_mb']:.0f} |")
     return lines + [""]
 
 

@@ -13,17 +13,17 @@ word-embedding matrix in 8 bits (weight-only; for e5-small it is 250k x 384,
 most of the model's memory). ``"none"`` (the default) keeps fp32, and only
 fp32 trains: a quantized encoder has no gradients.
 
-Quantization happens as the pipeline loads. ``spacy-mlbert quantize``
-writes the fp32 weights (in layers/lean_weights.py's layout) under a config
-that says ``quantize = "int8"``: loading reads them as views of the file's
-bytes, with no copy, and quantizes the encoder before ``spacy.load``
-returns, so the load peak is the fp32 pipeline's plus the int8 copies.
-With "int8-embeddings" the few fp32 tensors left are then copied, and the
-file's bytes are freed: what stays is the int8 model. (Quantized weights
-saved as such, e.g. by ``nlp.to_disk`` of a pipeline quantized in memory,
-take spacy-transformers' layout, smaller on disk but loaded through an
-initialised fp32 model; the kind of quantization is kept in the encoder's
-Hugging Face config, CONFIG_KEY, so that they load into the same modules.)
+``spacy-mlbert quantize`` quantizes a trained pipeline and saves it in int8
+(layers/lean_weights.py with layers/int8_modules.py): loading rebuilds the
+int8 modules from their saved integers and never holds the fp32 weights.
+With "int8" the word embeddings stay fp32, views of the file's bytes; with
+"int8-embeddings" the few fp32 tensors left are copied and the bytes freed.
+An fp32 pipeline loaded with ``quantize = "int8"`` in its config (or saved
+by an earlier ``quantize``: fp32 weights under that config) is quantized as
+it loads, before ``spacy.load`` returns. The kind of quantization is kept in
+the encoder's Hugging Face config, CONFIG_KEY, so that quantized weights in
+spacy-transformers' layout (a WordpieceTransformer's) load into the same
+modules.
 """
 import contextlib
 import warnings
@@ -182,9 +182,11 @@ def from_bytes_quantizing(load: Any, shim: Any, bytes_data: bytes) -> Any:
     """A shim's ``from_bytes`` (``load``), then the encoder quantized as the
     layer's setting says (see _sync_encoder); torch's warnings about
     quantized weights muted."""
+    wanted = getattr(shim, "mlbert_quantize", NONE)
+    check_cpu(wanted)  # before int8 weights would be moved to a GPU
     with _quiet_torch_quantization():
         load(bytes_data)
-        _sync_encoder(shim, getattr(shim, "mlbert_quantize", NONE))
+        _sync_encoder(shim, wanted)
     return shim
 
 

@@ -85,8 +85,8 @@ def test_quantize_quality_memory(bench_dirs, workdir):
         memory = variant["memory"]
         assert 0 < memory["peak_rss_mb_load"] <= memory["peak_rss_mb_load_and_predict"]
         assert memory["rss_mb_end"] > 0
-    # the quantize command keeps the fp32 weights (quantized at load)
-    assert variants["int8-embeddings"]["memory"]["disk_mb"] == pytest.approx(variants["fp32"]["memory"]["disk_mb"], rel=0.05)
+    # the quantize command saves the int8 weights themselves
+    assert variants["int8-embeddings"]["memory"]["disk_mb"] < variants["fp32"]["memory"]["disk_mb"]
 
 
 def test_quantize_quality_refuses_a_refit_slice_with_scored_texts(bench_dirs, workdir):

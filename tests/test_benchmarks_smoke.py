@@ -280,6 +280,23 @@ def test_speed_quick_cost_section(tiny_xlmr_dir):
     assert "(anchor)" in speed.report(results)
 
 
+def test_speed_quick_load_section(tiny_xlmr_dir):
+    """Memory of loading fp32, both kinds of quantize, stock and raw, each
+    in a fresh process, with the pipelines' sizes on disk."""
+    with make_tempdir() as tmp:
+        dev = _speed_texts(tmp)
+        results = speed.main(
+            ["--data-dir", str(dev), "--langs", "eng,rus", "--encoder", str(tiny_xlmr_dir), "--quick", "--only", "load", "--out", str(tmp / "speed.json")]
+        )
+    memory = results["load"]["memory"]
+    assert list(memory) == ["fp32", "int8", "int8-embeddings", "stock", "raw"]
+    for rss in memory.values():
+        assert 0 < rss["loaded_rss_mb"] <= rss["load_peak_rss_mb"] <= rss["peak_rss_mb"]
+    # quantize saves int8 weights: smaller on disk than fp32's
+    assert memory["int8-embeddings"]["disk_mb"] < memory["int8"]["disk_mb"] < memory["fp32"]["disk_mb"]
+    assert "| int8-embeddings |" in speed.report(results)
+
+
 def test_quality_stock_and_plain_anchors(semeval_dirs, tiny_xlmr_dir):
     """The two anchors mlbert is compared with: stock textcat_multilabel
     through spacy train, and the plain transformers + PyTorch recipe."""

@@ -120,21 +120,20 @@ print(before, rss("VmRSS:"), rss("VmHWM:"))
 """
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS/VmHWM from /proc")
-def test_loading_peaks_near_what_the_loaded_pipeline_holds(tiny_bert_dir, tmp_path):
-    """spacy.load of a pipeline with ~80 MB of encoder weights: the load
-    peak stays within a fraction of the weights above the loaded size
-    (spacy-transformers' own path peaks about four weight copies above it)."""
+@pytest.fixture(scope="module")
+def wide_pipeline(tiny_bert_dir, tmp_path_factory):
+    """A pipeline with ~80 MB of encoder weights, most in the embeddings
+    (the e5/XLM-R shape), saved; its weights file's size in MB."""
     import shutil
 
     from transformers import BertConfig, BertModel
 
     from util import make_nlp
 
+    tmp_path = tmp_path_factory.mktemp("wide")
     encoder_dir = tmp_path / "wide-bert"
     shutil.copytree(tiny_bert_dir, encoder_dir)
     config = BertConfig.from_pretrained(tiny_bert_dir)
-    # a wide embedding matrix (the e5/XLM-R shape: most weights in the embeddings)
     config.vocab_size, config.hidden_size, config.intermediate_size = 40_000, 512, 512
     config.num_attention_heads, config.num_hidden_layers = 4, 1
     BertModel(config).save_pretrained(encoder_dir)
@@ -143,7 +142,39 @@ def test_loading_peaks_near_what_the_loaded_pipeline_holds(tiny_bert_dir, tmp_pa
     nlp.to_disk(tmp_path / "nlp")
     weights_mb = (tmp_path / "nlp" / "transformer" / "model").stat().st_size / 2**20
     assert weights_mb > 70
-    out = subprocess.run([sys.executable, "-c", LOAD_PROBE, str(tmp_path / "nlp")], capture_output=True, text=True, check=True)
-    before, steady, peak = (float(x) for x in out.stdout.split()[-3:])
+    return tmp_path / "nlp", weights_mb
+
+
+def _load_memory(path):
+    """RSS before spacy.load, after it, and the peak, in a fresh process (MB)."""
+    out = subprocess.run([sys.executable, "-c", LOAD_PROBE, str(path)], capture_output=True, text=True, check=True)
+    return tuple(float(x) for x in out.stdout.split()[-3:])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS/VmHWM from /proc")
+def test_loading_peaks_near_what_the_loaded_pipeline_holds(wide_pipeline):
+    """The load peak stays within a fraction of the weights above the
+    loaded size (spacy-transformers' own path peaks about four weight
+    copies above it)."""
+    path, weights_mb = wide_pipeline
+    before, steady, peak = _load_memory(path)
     assert steady - before > 0.8 * weights_mb  # the weights are in memory
     assert peak - steady < 0.3 * weights_mb, (before, steady, peak, weights_mb)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS/VmHWM from /proc")
+def test_an_int8_pipeline_loads_without_its_fp32_weights(wide_pipeline, tmp_path):
+    """``quantize --quantize int8-embeddings`` saves int8 weights: loading
+    holds about a third of the fp32 weights (on disk too) and never all of them."""
+    from spacy_mlbert.cli.quantize import quantize_model
+
+    path, weights_mb = wide_pipeline
+    quantize_model(path, tmp_path / "int8", how="int8-embeddings")
+    assert (tmp_path / "int8" / "transformer" / "model").stat().st_size < 0.4 * weights_mb * 2**20
+    _, fp32_steady, _ = _load_memory(path)
+    before, steady, peak = _load_memory(tmp_path / "int8")
+    figures = (before, steady, peak, fp32_steady, weights_mb)
+    # loaded: at least half the fp32 weights fewer than the fp32 pipeline holds
+    assert steady < fp32_steady - 0.5 * weights_mb, figures
+    # loading: never as much as the loaded fp32 pipeline (no fp32 copy)
+    assert peak < fp32_steady, figures

@@ -90,19 +90,23 @@ def test_fp32_pipeline_loaded_with_quantize_int8_is_quantized(model_dir, int8_di
 
 
 @pytest.mark.parametrize("how", ["int8", "int8-embeddings"])
-def test_quantize_command_saves_fp32_weights_quantized_at_load(model_dir, workdir, how):
+def test_quantize_command_saves_int8_weights_in_the_lean_layout(model_dir, workdir, how):
+    from spacy_mlbert.layers.int8_modules import EMBEDDING, LINEAR
     from spacy_mlbert.layers.lean_weights import MAGIC
 
     quantize_model(model_dir, workdir / f"cmd-{how}", how=how)
     saved = (workdir / f"cmd-{how}" / "transformer" / "model").read_bytes()
-    assert saved[: len(MAGIC)] == MAGIC  # the lean fp32 layout
-    assert len(saved) == pytest.approx((model_dir / "transformer" / "model").stat().st_size, rel=0.01)
+    assert saved[: len(MAGIC)] == MAGIC  # the lean layout, not spacy-transformers' torch.save
+    kinds = json.loads(_safetensors_metadata(saved)["mlbert_int8_modules"])
+    assert kinds["encoder.layer.1.attention.self.query"] == LINEAR
+    assert "encoder.layer.1.output.dense" not in kinds  # stays fp32 (quantization.py says why)
+    assert (kinds.get("embeddings.word_embeddings") == EMBEDDING) == (how == "int8-embeddings")
+    assert len(saved) < (model_dir / "transformer" / "model").stat().st_size
     nlp = spacy.load(workdir / f"cmd-{how}")
     encoder = encoder_of(nlp)
     layer = encoder.encoder.layer[1]
     assert isinstance(layer.attention.self.query, torch.ao.nn.quantized.dynamic.Linear)
     assert isinstance(layer.intermediate.dense, torch.ao.nn.quantized.dynamic.Linear)
-    # the feed-forward output projection stays fp32 (quantization.py says why)
     assert type(layer.output.dense) is torch.nn.Linear
     quantized_embeddings = isinstance(encoder.get_input_embeddings(), torch.ao.nn.quantized.Embedding)
     assert quantized_embeddings == (how == "int8-embeddings")
@@ -111,6 +115,35 @@ def test_quantize_command_saves_fp32_weights_quantized_at_load(model_dir, workdi
     reference = spacy.load(model_dir)
     quantization.quantize_pipeline(reference, how)
     assert cats(nlp) == cats(reference)
+
+
+def _safetensors_metadata(saved: bytes) -> dict:
+    """The safetensors header's metadata of a lean-layout file."""
+    import struct
+
+    from spacy_mlbert.layers.lean_weights import MAGIC, tensor_views
+
+    (n_rest,) = struct.unpack_from("<Q", saved, len(MAGIC))
+    return tensor_views(memoryview(saved)[len(MAGIC) + 8 + n_rest :])[1]
+
+
+@pytest.mark.parametrize("how", ["int8", "int8-embeddings"])
+def test_fp32_weights_under_a_quantize_config_load_quantized(model_dir, workdir, how):
+    """What ``quantize`` wrote before it saved int8 weights: fp32 weights
+    under a config that says int8, quantized as they load."""
+    from spacy_mlbert.layers.lean_weights import MAGIC
+
+    nlp = spacy.load(model_dir)
+    quantization.mark_quantized(nlp, how)
+    nlp.to_disk(workdir / f"marked-{how}")
+    saved = (workdir / f"marked-{how}" / "transformer" / "model").read_bytes()
+    assert saved[: len(MAGIC)] == MAGIC
+    assert "mlbert_int8_modules" not in _safetensors_metadata(saved)  # fp32 weights
+    loaded = spacy.load(workdir / f"marked-{how}")
+    assert quantization.saved_quantization(encoder_of(loaded).config) == how
+    reference = spacy.load(model_dir)
+    quantization.quantize_pipeline(reference, how)
+    assert cats(loaded) == cats(reference)
 
 
 def test_quantize_setting_unknown_value_is_e200(tiny_xlmr_dir):

@@ -30,10 +30,9 @@ def quantize_cli(
 ) -> None:
     """Write a copy of a trained pipeline whose encoder runs in int8 on CPU.
 
-    The copy keeps the fp32 weights under a config that says quantize =
-    "int8": spacy.load quantizes the encoder's linear layers (PyTorch
-    dynamic int8) as it loads them, so the output loads quantized with
-    plain spacy.load, and `spacy package`, evaluate, annotate
+    The encoder's linear layers are quantized (PyTorch dynamic int8) and
+    saved in int8 under a config that says quantize = "int8", so the
+    output loads quantized with plain spacy.load, and `spacy package`, evaluate, annotate
     and tune-thresholds take it as they take MODEL. It cannot be trained or
     run on a GPU: keep MODEL for that. Quantization moves the probabilities
     a little: --dev refits the calibration and the per-label thresholds on
@@ -71,10 +70,10 @@ def quantize_model(
     method: str = "bagged",
     calibrate: bool = True,
 ) -> Dict[str, Any]:
-    """Load an fp32 pipeline, set its transformers' quantize, refit its
+    """Load an fp32 pipeline, quantize its transformers, refit its
     calibration and thresholds on ``dev_path`` if given, and save it
-    (atomically). The weights are saved in fp32, in the lean layout that
-    loads without copies, and quantized at load (quantization.py).
+    (atomically). The weights are saved in int8, in the lean layout
+    (layers/lean_weights.py): loading never holds the fp32 weights.
 
     model_path (Union[str, Path]): The trained fp32 pipeline (folder or package).
     output_path (Union[str, Path]): Folder for the quantized pipeline.
@@ -87,8 +86,8 @@ def quantize_model(
     """
     from ..atomic import write_atomic
     from ..errors import Errors
-    from ..evaluation.evaluate import find_textcat, load_pipeline
-    from ..quantization import NONE, QUANTIZE_OPTIONS, check_quantize, mark_quantized
+    from ..evaluation.evaluate import load_pipeline
+    from ..quantization import NONE, QUANTIZE_OPTIONS, check_quantize, quantize_pipeline
     from ..tuning.thresholds import _check_method, _check_output, tune_loaded_pipeline
 
     if check_quantize(how) == NONE:  # nothing to do: MODEL is the fp32 pipeline
@@ -99,18 +98,11 @@ def quantize_model(
     output_path = Path(output_path)
     _check_output(Path(model_path), output_path)
     nlp = load_pipeline(model_path)
-    components = mark_quantized(nlp, how, path=model_path)
-    write_atomic(output_path, nlp.to_disk)
+    components = quantize_pipeline(nlp, how, path=model_path)
     tuning = None
     if dev_path is not None:
-        # refit on the model as it loads (quantized), then save the fp32
-        # weights again with what was fitted: they quantize alike at load
-        quantized = load_pipeline(output_path)
-        tuning = tune_loaded_pipeline(quantized, dev_path, batch_size=batch_size, method=method, calibrate=calibrate)
-        _, fitted = find_textcat(quantized)
-        _, textcat = find_textcat(nlp)
-        textcat.set_calibration(fitted.calibration)
-        textcat.set_thresholds(fitted.thresholds)
-        del quantized, fitted
-        write_atomic(output_path, nlp.to_disk)
+        # refit on the quantized model's own probabilities: saved in int8,
+        # it loads as it is now and predicts the same
+        tuning = tune_loaded_pipeline(nlp, dev_path, batch_size=batch_size, method=method, calibrate=calibrate)
+    write_atomic(output_path, nlp.to_disk)
     return {"components": components, "output": str(output_path), "tuning": tuning}

@@ -11,7 +11,9 @@ msgpack without the encoder's weights, and the weights in the safetensors
 layout. Loading builds the encoder without initialising it (its tensors are
 allocated, never written, so they take no memory) and assigns tensors that
 are views of the bytes read from disk: the file's bytes become the weights,
-and nothing else is copied.
+and nothing else is copied. An int8 encoder (quantization.py) is saved in
+int8: its int8 modules taken apart into plain tensors (int8_modules.py) and
+rebuilt from them, so loading never holds its fp32 weights.
 
 Views of a ``bytes`` object must not be written to. Inference never writes;
 the first training step gives the encoder its own copy first
@@ -25,7 +27,7 @@ import tempfile
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import srsly
 import torch
@@ -34,8 +36,12 @@ from spacy_transformers.data_classes import HFObjects
 from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Model, get_torch_default_device
 
+from .int8_modules import EMBEDDING, int8_kind, int8_module, int8_tensors
+
 MAGIC = b"MLBERTW1"
 _LENGTH = struct.Struct("<Q")  # also the safetensors header's length field
+# safetensors metadata key: the int8 modules of the weights, name -> kind
+_INT8_MODULES = "mlbert_int8_modules"
 # safetensors' dtype names
 _DTYPES = {
     "F64": torch.float64,
@@ -67,13 +73,14 @@ def install_lean_weights(model: Model) -> None:
 def _model_to_bytes(model: Model) -> bytes:
     shim = model.layers[0].shims[0]
     encoder = shim._model
-    tensors = _weights_to_save(encoder)
-    if tensors is None:
+    saved = _weights_to_save(encoder)
+    if saved is None:
         return Model.to_bytes(model)
     from safetensors.torch import save
 
-    weights = save(tensors)
-    del tensors
+    tensors, int8 = saved
+    weights = save(tensors, metadata={_INT8_MODULES: json.dumps(int8)} if int8 else None)
+    del tensors, saved
     # thinc's part without the weights: the shim's torch.save of an empty module
     shim._model = torch.nn.Module()
     try:
@@ -83,20 +90,39 @@ def _model_to_bytes(model: Model) -> bytes:
     return b"".join((MAGIC, _LENGTH.pack(len(rest)), rest, weights))
 
 
-def _weights_to_save(encoder: Optional[torch.nn.Module]) -> Optional[Dict[str, torch.Tensor]]:
-    """The encoder's state dict on the CPU, or None where the layout cannot
-    hold it and spacy-transformers' format is used instead: no encoder yet,
-    tensors that share memory (tied weights), quantized modules, or a
-    big-endian machine."""
+def _weights_to_save(encoder: Optional[torch.nn.Module]) -> Optional[Tuple[Dict[str, torch.Tensor], Dict[str, str]]]:
+    """The encoder's tensors on the CPU, int8 modules taken apart into plain
+    tensors (int8_modules.py), and the kind of each int8 module by name; or
+    None where the layout cannot hold them and spacy-transformers' format is
+    used instead: no encoder yet, tensors that share memory (tied weights),
+    quantized modules of another kind, or a big-endian machine."""
     if encoder is None or sys.byteorder != "little":
         return None
-    state = encoder.state_dict()
+    int8 = {name: kind for name, module in encoder.named_modules() if (kind := int8_kind(module))}
+    state = {
+        name: tensor
+        for name, tensor in encoder.state_dict().items()
+        if _owner(name, int8) is None
+    }
+    for name in int8:
+        for part, tensor in int8_tensors(encoder.get_submodule(name)).items():
+            state[f"{name}.{part}"] = tensor
     if not state or not all(isinstance(t, torch.Tensor) and t.dtype in _DTYPES.values() for t in state.values()):
         return None
     pointers = [t.data_ptr() for t in state.values() if t.numel()]
     if len(set(pointers)) != len(pointers):
         return None
-    return {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
+    return {name: t.detach().to("cpu").contiguous() for name, t in state.items()}, int8
+
+
+def _owner(key: str, modules: Dict[str, str]) -> Optional[str]:
+    """The module of ``modules`` that a state-dict key belongs to, if any."""
+    prefix = key.rpartition(".")[0]
+    while prefix:
+        if prefix in modules:
+            return prefix
+        prefix = prefix.rpartition(".")[0]
+    return None
 
 
 def _model_from_bytes(model: Model, data: bytes) -> Model:
@@ -118,18 +144,56 @@ def _shim_from_bytes(shim: HFShim, data: bytes) -> HFShim:
     if weights is None or not msg["config"]:
         return HFShim.from_bytes(shim, data)
     config, tokenizer, vocab_file_contents = _config_and_tokenizer(shim, msg)
+    from transformers import AutoModel
     from transformers.modeling_utils import no_init_weights
 
+    tensors, metadata = tensor_views(weights)
+    int8 = json.loads(metadata.get(_INT8_MODULES, "{}"))
+    # an fp32 skeleton: the int8 modules are rebuilt from their saved integers,
+    # not quantized again (the shim's model class would quantize by the config)
+    model_cls = AutoModel if int8 else shim.model_cls
     with no_init_weights():
-        encoder = shim.model_cls.from_config(config)
-    encoder.load_state_dict(tensor_views(weights), strict=True, assign=True)
+        encoder = model_cls.from_config(config)
+    _assign_weights(encoder, tensors, int8)
+    del tensors
     device = get_torch_default_device()
     encoder.to(device)
+    if int8:
+        encoder.eval()
     shim._hfmodel = HFObjects(tokenizer, encoder, vocab_file_contents, SimpleFrozenDict(), SimpleFrozenDict())
     shim._model = encoder
     # on the CPU the weights are views of read-only bytes (see the module's docstring)
     shim._lean_borrowed = device.type == "cpu"
+    if any(kind == EMBEDDING for kind in int8.values()):
+        # all that is big is int8 now, in the modules' own packed copies: the
+        # few fp32 tensors left are copied and the file's bytes freed
+        own_borrowed_weights(shim)
     return shim
+
+
+def _assign_weights(encoder: torch.nn.Module, tensors: Dict[str, torch.Tensor], int8: Dict[str, str]) -> None:
+    """Put the saved tensors into an encoder built without initialising its
+    weights: int8 modules rebuilt in place of their fp32 ones, every other
+    tensor assigned as it is (a view, no copy). Every tensor of the encoder
+    must be given, and nothing else (as load_state_dict's ``strict``)."""
+    parts: Dict[str, Dict[str, torch.Tensor]] = {name: {} for name in int8}
+    plain = {}
+    for key, tensor in tensors.items():
+        owner = _owner(key, int8)
+        if owner is None:
+            plain[key] = tensor
+        else:
+            parts[owner][key[len(owner) + 1 :]] = tensor
+    # the fp32 tensors first: torch's int8 modules require their own keys
+    # in any state dict they are given
+    missing, unexpected = encoder.load_state_dict(plain, strict=False, assign=True)
+    missing = [key for key in missing if _owner(key, int8) is None]
+    if missing or unexpected:
+        raise RuntimeError(f"saved encoder weights do not match the encoder: missing {missing}, unexpected {unexpected}")
+    for name, kind in int8.items():
+        parent, _, child = name.rpartition(".")
+        holder = encoder.get_submodule(parent) if parent else encoder
+        setattr(holder, child, int8_module(kind, parts.pop(name), like=getattr(holder, child)))
 
 
 def _config_and_tokenizer(shim: HFShim, msg: dict):
@@ -150,8 +214,9 @@ def _config_and_tokenizer(shim: HFShim, msg: dict):
     return config, tokenizer, vocab_file_contents
 
 
-def tensor_views(weights: memoryview) -> Dict[str, torch.Tensor]:
-    """The tensors of safetensors bytes as views of them (no copy)."""
+def tensor_views(weights: memoryview) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """The tensors of safetensors bytes as views of them (no copy), and the
+    header's metadata."""
     (n_header,) = _LENGTH.unpack_from(weights, 0)
     header = json.loads(bytes(weights[_LENGTH.size : _LENGTH.size + n_header]))
     body = weights[_LENGTH.size + n_header :]
@@ -166,7 +231,7 @@ def tensor_views(weights: memoryview) -> Dict[str, torch.Tensor]:
             begin, end = info["data_offsets"]
             flat = torch.frombuffer(body[begin:end], dtype=dtype) if end > begin else torch.empty(0, dtype=dtype)
             tensors[name] = flat.reshape(info["shape"])
-    return tensors
+    return tensors, header.get("__metadata__") or {}
 
 
 def own_borrowed_weights(shim: HFShim) -> None:
