@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 
@@ -241,8 +241,8 @@ def averages(per_lang: Mapping[str, Mapping[str, Any]], langs: Sequence[str]) ->
 
 def paired_bootstrap(
     y_true: numpy.ndarray,
-    pred_a: numpy.ndarray,
-    pred_b: numpy.ndarray,
+    pred_a: Union[numpy.ndarray, Sequence[numpy.ndarray]],
+    pred_b: Union[numpy.ndarray, Sequence[numpy.ndarray]],
     langs: Sequence[str],
     labels: Sequence[str],
     lang_labels: Mapping[str, Sequence[str]],
@@ -254,7 +254,11 @@ def paired_bootstrap(
     """How sure is "A's average macro-F1 beats B's"? Both systems' decisions on
     the same texts are resampled together (texts drawn with replacement within
     each language, so every language keeps its size), and the difference of
-    the averages over ``average_langs`` is recomputed each time.
+    the averages over ``average_langs`` is recomputed each time. Given lists
+    of decisions (runs of A and B with several training seeds, index i of one
+    paired with index i of the other), the difference is the mean over the
+    pairs, and all runs are resampled with the same texts: the interval then
+    covers the texts' sampling, while the seeds' spread is averaged over.
 
     RETURNS (Dict[str, float]): difference on the data as given, the 2.5 % and
         97.5 % percentiles of the resampled differences, their standard
@@ -264,11 +268,17 @@ def paired_bootstrap(
     rows_by_lang = [numpy.flatnonzero(langs_arr == lang) for lang in average_langs]
     rng = numpy.random.RandomState(seed)
 
+    runs_a = [pred_a] if isinstance(pred_a, numpy.ndarray) else list(pred_a)
+    runs_b = [pred_b] if isinstance(pred_b, numpy.ndarray) else list(pred_b)
+    if len(runs_a) != len(runs_b):
+        raise ValueError(f"{len(runs_a)} runs of A, {len(runs_b)} of B: pairs are needed")
+
+    def macro_f(pred: numpy.ndarray, rows: numpy.ndarray) -> float:
+        scores = official_scores(y_true[rows], pred[rows], langs_arr[rows], labels, lang_labels)
+        return averages(scores, average_langs)["macro_f"]
+
     def difference(rows: numpy.ndarray) -> float:
-        sub_langs = langs_arr[rows]
-        a = averages(official_scores(y_true[rows], pred_a[rows], sub_langs, labels, lang_labels), average_langs)
-        b = averages(official_scores(y_true[rows], pred_b[rows], sub_langs, labels, lang_labels), average_langs)
-        return a["macro_f"] - b["macro_f"]
+        return float(numpy.mean([macro_f(a, rows) - macro_f(b, rows) for a, b in zip(runs_a, runs_b)]))
 
     observed = difference(numpy.concatenate(rows_by_lang))
     diffs = numpy.asarray([

@@ -6,6 +6,8 @@
     python benchmarks/report.py --paired mlbert,stock+tuning --bootstrap 1000 \
         benchmarks/results/brighter_n600_{stock,mlbert}.json
     python benchmarks/report.py --timings benchmarks/results/brighter_n600_*.json
+    python benchmarks/report.py --seeds mlbert,stock+tuning --out benchmarks/results/goemotions_n2000_seeds.json \
+        benchmarks/results/goemotions_n2000_seed{0,1,2}.json
 
 A stock run's tuned thresholds are the system ``stock+tuning`` in every table
 and in --paired.
@@ -120,20 +122,9 @@ def merge(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return merged
 
 
-def paired(merged: Dict[str, Any], a: str, b: str, resamples: int, train_dir: Path = None, eval_dir: Path = None) -> Dict[str, Any]:
-    """Bootstrap interval of system a's average macro-F1 minus system b's,
-    from the decisions stored in the runs and the gold labels reloaded from
-    the data the runs name (or the folders given)."""
-    import benchlib as common
-
-    settings = merged["settings"]
-    systems = quality.table_systems(merged["systems"])
-    for name in (a, b):
-        if name not in systems:
-            raise ValueError(f"no system '{name}' in the runs (they have: {', '.join(systems)})")
-        if "predictions" not in systems[name]:
-            raise ValueError(f"system '{name}' was run before quality.py stored its decisions; run it again")
-    # the runs' own loader, with the data settings they recorded
+def reload_data(settings: Dict[str, Any], train_dir: Path = None, eval_dir: Path = None):
+    """The data a run scored (its own loader, with the data settings it
+    recorded; or the folders given), checked against the texts it names."""
     data = quality.load_data(argparse.Namespace(
         dataset=settings["dataset"], train_dir=Path(train_dir or settings["train_dir"]),
         eval_dir=Path(eval_dir or settings["eval_dir"]), langs=settings["langs"], n=settings["n_per_lang"],
@@ -141,18 +132,113 @@ def paired(merged: Dict[str, Any], a: str, b: str, resamples: int, train_dir: Pa
     ))
     if [r.id for r in data.eval] != settings.get("eval_ids"):
         raise ValueError("the reloaded evaluation texts are not the ones the runs scored (different data folder?)")
+    return data
+
+
+def decisions(run: Dict[str, Any], name: str) -> "numpy.ndarray":
+    """A system's stored 0/1 decisions (stock's tuned ones: ``stock+tuning``)."""
+    import numpy
+
+    systems = quality.table_systems(run["systems"])
+    if name not in systems:
+        raise ValueError(f"{run['_path']}: no system '{name}' (it has: {', '.join(systems)})")
+    if "predictions" not in systems[name]:
+        raise ValueError(f"{run['_path']}: system '{name}' was run before quality.py stored its decisions; run it again")
+    return numpy.asarray([[c == "1" for c in row] for row in systems[name]["predictions"]], dtype="f")
+
+
+def paired(merged: Dict[str, Any], a: str, b: str, resamples: int, train_dir: Path = None, eval_dir: Path = None) -> Dict[str, Any]:
+    """Bootstrap interval of system a's average macro-F1 minus system b's,
+    from the decisions stored in the runs and the gold labels reloaded from
+    the data the runs name (or the folders given)."""
+    import benchlib as common
+
+    pred_a, pred_b = decisions(merged, a), decisions(merged, b)
+    data = reload_data(merged["settings"], train_dir, eval_dir)
     y_true, _ = common.label_arrays(data.eval, data.labels)
-
-    def decisions(name: str) -> "numpy.ndarray":
-        import numpy
-
-        return numpy.asarray([[c == "1" for c in row] for row in systems[name]["predictions"]], dtype="f")
-
     result = common.paired_bootstrap(
-        y_true, decisions(a), decisions(b), [r.lang for r in data.eval], data.labels, data.lang_labels,
+        y_true, pred_a, pred_b, [r.lang for r in data.eval], data.labels, data.lang_labels,
         data.train_langs, resamples=resamples,
     )
     return {"a": a, "b": b, **result}
+
+
+def over_seeds(runs: Sequence[Dict[str, Any]], a: str, b: str, resamples: int, train_dir: Path = None, eval_dir: Path = None) -> Dict[str, Any]:
+    """Runs of the same data with different training seeds (quality.py
+    --train-seed): each seed's average macro-F1 of a and b, the mean
+    difference over seeds with a bootstrap interval over the texts (every
+    seed's decisions resampled with the same texts), and macro-F1 by label
+    frequency: the labels in thirds by their positives among the training
+    texts (rare, middle, frequent), each label's F1 averaged over seeds."""
+    import numpy
+
+    import benchlib as common
+
+    merge(runs)  # the same data and config, or ValueError
+    data = reload_data(runs[0]["settings"], train_dir, eval_dir)
+    y_true, _ = common.label_arrays(data.eval, data.labels)
+    langs = [r.lang for r in data.eval]
+    preds_a = [decisions(run, a) for run in runs]
+    preds_b = [decisions(run, b) for run in runs]
+    per_seed = []
+    for run, pred_a, pred_b in zip(runs, preds_a, preds_b):
+        score = {
+            name: common.averages(common.official_scores(y_true, pred, langs, data.labels, data.lang_labels), data.train_langs)["macro_f"]
+            for name, pred in ((a, pred_a), (b, pred_b))
+        }
+        per_seed.append({"file": run["_path"], "train_seed": run["settings"].get("train_seed"), **score, "difference": score[a] - score[b]})
+    differences = [row["difference"] for row in per_seed]
+    pooled = common.paired_bootstrap(y_true, preds_a, preds_b, langs, data.labels, data.lang_labels, data.train_langs, resamples=resamples)
+    # label frequency: positives per label among the training texts
+    train_y, train_known = common.label_arrays(data.train, data.labels)
+    positives = (train_y * train_known).sum(axis=0)
+    order = numpy.argsort(positives, kind="stable")
+    thirds = numpy.array_split(order, 3)
+    names = [name for name in quality.table_systems(runs[0]["systems"]) if all("predictions" in quality.table_systems(r["systems"]).get(name, {}) for r in runs)]
+    per_label = {name: _per_label_f1(y_true, [decisions(run, name) for run in runs]) for name in names}
+    buckets = []
+    for title, cols in zip(("rare", "middle", "frequent"), thirds):
+        buckets.append({
+            "bucket": title,
+            "labels": [data.labels[i] for i in cols],
+            "train_positives": [int(positives[i]) for i in cols],
+            "macro_f": {name: float(per_label[name][cols].mean()) for name in names},
+        })
+    return {
+        "a": a, "b": b, "per_seed": per_seed,
+        "mean_difference": float(numpy.mean(differences)),
+        "seed_sd_of_difference": float(numpy.std(differences, ddof=1)) if len(differences) > 1 else None,
+        "pooled_bootstrap": pooled, "label_frequency": buckets,
+    }
+
+
+def _per_label_f1(y_true: "numpy.ndarray", runs: Sequence["numpy.ndarray"]) -> "numpy.ndarray":
+    """Each label's F1 (scikit-learn, zero_division=0), averaged over runs."""
+    import numpy
+    from sklearn.metrics import f1_score
+
+    return numpy.mean([f1_score(y_true.astype(int), pred.astype(int), average=None, zero_division=0) for pred in runs], axis=0)
+
+
+def seeds_markdown(result: Dict[str, Any]) -> str:
+    a, b = result["a"], result["b"]
+    lines = [f"| training seed | {a} | {b} | {a} − {b} |", "|---:|---:|---:|---:|"]
+    lines += [f"| {row['train_seed']} | {row[a]:.3f} | {row[b]:.3f} | {row['difference']:+.3f} |" for row in result["per_seed"]]
+    pooled = result["pooled_bootstrap"]
+    sd = result["seed_sd_of_difference"]
+    lines += [
+        "",
+        f"Mean over {len(result['per_seed'])} seeds: {a} − {b} **{result['mean_difference']:+.3f}** "
+        f"[{pooled['low_2.5']:+.3f}, {pooled['high_97.5']:+.3f}] (95 %, texts resampled, {pooled['resamples']} resamples)"
+        + (f"; seed sd of the difference {sd:.3f}" if sd is not None else ""),
+        "",
+    ]
+    names = list(result["label_frequency"][0]["macro_f"])
+    lines += ["| labels by training frequency | positives | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for bucket in result["label_frequency"]:
+        span = f"{min(bucket['train_positives'])}-{max(bucket['train_positives'])}"
+        lines.append(f"| {bucket['bucket']} ({len(bucket['labels'])}) | {span} | " + " | ".join(f"{bucket['macro_f'][n]:.3f}" for n in names) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] = None) -> None:
@@ -161,6 +247,8 @@ def main(argv: Sequence[str] = None) -> None:
     parser.add_argument("--experiments", action="store_true", help="One row per system and run")
     parser.add_argument("--merge", action="store_true", help="One table of the systems of several quality runs on the same texts")
     parser.add_argument("--paired", metavar="A,B", help="Bootstrap interval of system A's average macro-F1 minus B's (runs on the same texts)")
+    parser.add_argument("--seeds", metavar="A,B", help="Runs of the same data with other training seeds (quality.py --train-seed): A − B per seed, the mean over seeds with an interval, macro-F1 by label frequency")
+    parser.add_argument("--out", type=Path, help="--seeds: also write the result as JSON here")
     parser.add_argument("--timings", action="store_true", help="Reruns of the same settings: median training seconds per system, and every rerun")
     parser.add_argument("--trained-langs-only", action="store_true", help="--merge/--paired: keep only the texts of the trained languages, so runs with different zero-shot languages combine")
     parser.add_argument("--bootstrap", type=int, default=1000, help="Resamples for --paired")
@@ -181,6 +269,16 @@ def main(argv: Sequence[str] = None) -> None:
         return
     if args.experiments:
         print(experiments_table([r for r in runs if r.get("benchmark") == "quality"]))
+        return
+    if args.seeds:
+        names = [n.strip() for n in args.seeds.split(",")]
+        try:
+            result = over_seeds([r for r in runs if r.get("benchmark") == "quality"], *names, args.bootstrap, args.train_dir, args.eval_dir)
+        except (OSError, ValueError, TypeError) as err:
+            sys.exit(f"Cannot compare: {err}")
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+        print(seeds_markdown(result))
         return
     if args.paired:
         names = [n.strip() for n in args.paired.split(",")]

@@ -591,3 +591,30 @@ def test_long_pooling_counts_fewer_rows_than_v1(tiny_xlmr_dir):
         assert point["windows"] > 1
         assert point["rows_v2"] < point["rows_v1"]  # the special tokens of every window but one
         assert 0.9 < point["cosine_v1_v2"] <= 1.0 + 1e-6
+
+
+def test_report_over_training_seeds(semeval_dirs):
+    """report.py --seeds: each seed's difference, their mean with a pooled
+    interval, and macro-F1 by label frequency."""
+    out = semeval_dirs / "seeds.json"
+    results = quality.main(_quality_args(semeval_dirs, Path("unused"), out, "--systems", "tfidf"))
+    run = dict(json.loads(out.read_text(encoding="utf8")), _path=str(out))
+    n_labels = len(results["settings"]["labels"])
+    every = ["1" * n_labels] * len(run["settings"]["eval_ids"])
+    # a second "seed" whose other system says yes to every label
+    other = json.loads(json.dumps(run))
+    other["systems"]["ones"] = dict(other["systems"]["tfidf"], predictions=every)
+    run["systems"]["ones"] = dict(run["systems"]["tfidf"])
+    result = report.over_seeds([run, other], "tfidf", "ones", 20)
+    first, second = (row["difference"] for row in result["per_seed"])
+    assert first == 0.0 and second != 0.0
+    assert result["mean_difference"] == pytest.approx((first + second) / 2)
+    assert result["pooled_bootstrap"]["difference"] == pytest.approx(result["mean_difference"])
+    assert result["seed_sd_of_difference"] > 0
+    labels = [label for bucket in result["label_frequency"] for label in bucket["labels"]]
+    assert sorted(labels) == sorted(results["settings"]["labels"])
+    counts = [n for bucket in result["label_frequency"] for n in bucket["train_positives"]]
+    assert counts == sorted(counts)  # rare, middle, frequent
+    assert "| training seed |" in report.seeds_markdown(result) and "| rare (" in report.seeds_markdown(result)
+    with pytest.raises(ValueError, match="pairs"):
+        benchlib.paired_bootstrap(numpy.zeros((2, 1)), [numpy.zeros((2, 1))], [], ["eng"] * 2, ["a"], {"eng": ["a"]}, ["eng"])
