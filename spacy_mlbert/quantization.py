@@ -9,15 +9,15 @@ have a few very large dimensions, and one scale for all of them leaves the
 rest with a handful of levels. On the trained e5-small model (16 English
 BRIGHTER dev texts) quantizing them too moved doc.cats by 0.054 on average
 (max 0.29); without them 0.019 (max 0.08). ``"int8-embeddings"`` also stores the
-word-embedding matrix in 8 bits (weight-only; for e5-small it is 250k x 384,
-most of the model's memory). ``"none"`` (the default) keeps fp32, and only
+word-embedding matrix in 8 bits, one scale and zero point per row
+(weight-only; for e5-small it is 250k x 384, most of the model's memory). ``"none"`` (the default) keeps fp32, and only
 fp32 trains: a quantized encoder has no gradients.
 
 ``spacy-mlbert quantize`` quantizes a trained pipeline and saves it in int8
 (layers/lean_weights.py with layers/int8_modules.py): loading rebuilds the
 int8 modules from their saved integers and never holds the fp32 weights.
-With "int8" the word embeddings stay fp32, views of the file's bytes; with
-"int8-embeddings" the few fp32 tensors left are copied and the bytes freed.
+The weights that stay unpacked (the fp32 ones; with "int8-embeddings" the
+8-bit word embeddings too) are views of the file's bytes.
 An fp32 pipeline loaded with ``quantize = "int8"`` in its config (or saved
 by an earlier ``quantize``: fp32 weights under that config) is quantized as
 it loads, before ``spacy.load`` returns. The kind of quantization is kept in
@@ -32,6 +32,7 @@ from typing import Any, Iterator, List
 from thinc.api import CupyOps, deserialize_attr, get_current_ops, get_torch_default_device
 
 from .errors import Errors
+from .layers.int8_modules import RowwiseUint8Embedding
 from .layers.lean_weights import own_borrowed_weights
 
 NONE = "none"
@@ -137,6 +138,10 @@ def quantize_encoder(transformer: Any, how: str) -> Any:
     transformer.eval()
     with _quiet_torch_quantization():
         quantize_dynamic(transformer, spec, dtype=torch.qint8, inplace=True)
+    if how == INT8_EMBEDDINGS:
+        # torch's 8-bit rows, as plain tensors that a saved pipeline loads as
+        # views of its file (layers/int8_modules.py)
+        transformer.set_input_embeddings(RowwiseUint8Embedding.from_quantized(transformer.get_input_embeddings()))
     setattr(transformer.config, CONFIG_KEY, how)
     return transformer
 

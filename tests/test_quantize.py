@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from spacy_mlbert import quantization
 from spacy_mlbert.cli import app
 from spacy_mlbert.cli.quantize import quantize_model
+from spacy_mlbert.layers.int8_modules import RowwiseUint8Embedding
 from spacy_mlbert.training.staged import export_encoder
 from util import TRAIN_DATA, make_examples, make_nlp, save_tiny_pipeline, transformer_config, write_dev_docbin
 
@@ -108,10 +109,12 @@ def test_quantize_command_saves_int8_weights_in_the_lean_layout(model_dir, workd
     assert isinstance(layer.attention.self.query, torch.ao.nn.quantized.dynamic.Linear)
     assert isinstance(layer.intermediate.dense, torch.ao.nn.quantized.dynamic.Linear)
     assert type(layer.output.dense) is torch.nn.Linear
-    quantized_embeddings = isinstance(encoder.get_input_embeddings(), torch.ao.nn.quantized.Embedding)
-    assert quantized_embeddings == (how == "int8-embeddings")
-    # int8-embeddings: nothing left that is a view of the file's bytes (they are freed)
-    assert nlp.get_pipe("transformer").model.layers[0].shims[0]._lean_borrowed == (how == "int8")
+    embeddings = encoder.get_input_embeddings()
+    assert isinstance(embeddings, RowwiseUint8Embedding) == (how == "int8-embeddings")
+    # what is not packed for torch's int8 kernels stays a view of the file's bytes
+    assert nlp.get_pipe("transformer").model.layers[0].shims[0]._lean_borrowed
+    if how == "int8-embeddings":
+        assert not embeddings.int8_weight.untyped_storage().resizable()  # torch.frombuffer's view, not a copy
     reference = spacy.load(model_dir)
     quantization.quantize_pipeline(reference, how)
     assert cats(nlp) == cats(reference)
@@ -304,3 +307,22 @@ def test_annotate_on_ray_takes_a_quantized_pipeline(int8_dir, workdir):
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "\n".join(iter_output_lines(out)) + "\n" == local.read_text(encoding="utf8")
+
+
+def test_rowwise_uint8_embedding_is_torchs_quantized_embedding():
+    """The 8-bit word embeddings compute what torch's quantized Embedding
+    does, from its weight or from its saved state dict (a quantized
+    WordpieceTransformer saved with torch's module loads into this one)."""
+    from torch.ao.quantization import float_qparams_weight_only_qconfig, quantize_dynamic
+
+    torch.manual_seed(0)
+    holder = torch.nn.Sequential(torch.nn.Embedding(300, 16))
+    with quantization._quiet_torch_quantization():
+        quantize_dynamic(holder, {"0": float_qparams_weight_only_qconfig}, inplace=True)
+    ids = torch.randint(0, 300, (5, 9))
+    expected = holder[0](ids)
+    rows = RowwiseUint8Embedding.from_quantized(holder[0])
+    assert torch.allclose(rows(ids), expected, atol=1e-6)
+    empty = RowwiseUint8Embedding(torch.zeros(300, 16, dtype=torch.uint8), torch.ones(300), torch.zeros(300))
+    empty.load_state_dict(holder[0].state_dict())
+    assert torch.equal(empty(ids), rows(ids))

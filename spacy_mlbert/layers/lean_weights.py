@@ -36,7 +36,7 @@ from spacy_transformers.data_classes import HFObjects
 from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Model, get_torch_default_device
 
-from .int8_modules import EMBEDDING, int8_kind, int8_module, int8_tensors
+from .int8_modules import int8_kind, int8_module, int8_tensors
 
 MAGIC = b"MLBERTW1"
 _LENGTH = struct.Struct("<Q")  # also the safetensors header's length field
@@ -164,10 +164,6 @@ def _shim_from_bytes(shim: HFShim, data: bytes) -> HFShim:
     shim._model = encoder
     # on the CPU the weights are views of read-only bytes (see the module's docstring)
     shim._lean_borrowed = device.type == "cpu"
-    if any(kind == EMBEDDING for kind in int8.values()):
-        # all that is big is int8 now, in the modules' own packed copies: the
-        # few fp32 tensors left are copied and the file's bytes freed
-        own_borrowed_weights(shim)
     return shim
 
 
