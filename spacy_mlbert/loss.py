@@ -53,6 +53,34 @@ def make_asymmetric_loss(gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: f
     return asymmetric_loss
 
 
+@registry.losses("spacy-mlbert.squared_error_loss.v1")
+def make_squared_error_loss() -> LossFunction:
+    """Stock ``textcat_multilabel``'s loss: squared error of the
+    probabilities, its gradient ``p - y`` on the known cells, not divided by
+    their number (as spaCy's TextCategorizer.get_loss), then through the
+    sigmoid. For comparing the head apart from the loss; ``pos_weight``
+    scales the positive cells' gradient as it does BCE's."""
+    return masked_squared_error
+
+
+def masked_squared_error(
+    ops: Ops,
+    logits: Floats2d,
+    truths: Floats2d,
+    known: Floats2d,
+    pos_weight: Floats1d,
+) -> Tuple[float, Floats2d]:
+    """Mean squared error of sigmoid(logits) over all cells, unknown ones
+    counted as 0 (spaCy's ``(d_scores**2).mean()``), and d_loss/d_logits as
+    spaCy passes it on: ``(p - y) * known``, times ``p (1 - p)`` (arguments
+    as in ``masked_bce_with_logits``)."""
+    p = ops.sigmoid(logits)
+    weight = 1.0 + (pos_weight[None, :] - 1.0) * truths
+    d_probs = (p - truths) * known * weight
+    loss = float(((((p - truths) * known) ** 2).mean())) if d_probs.size else 0.0
+    return loss, (d_probs * p * (1.0 - p)).astype("f")
+
+
 def masked_bce_with_logits(
     ops: Ops,
     logits: Floats2d,

@@ -53,3 +53,25 @@ def test_loss_masks_unknown_cells():
     loss2, d2 = masked_bce_with_logits(OPS, logits, truths2, known, numpy.ones(4, dtype="f"))
     assert loss2 == loss
     numpy.testing.assert_array_equal(d2, d_logits)
+
+
+def test_squared_error_loss_is_stock_textcats():
+    """spacy-mlbert.squared_error_loss.v1: spaCy TextCategorizer.get_loss on
+    the sigmoid of the logits (mean over every cell, gradient p - y on the
+    known ones, not divided), passed back through the sigmoid."""
+    from spacy.util import registry
+
+    loss_fn = registry.losses.get("spacy-mlbert.squared_error_loss.v1")()
+    logits = numpy.asarray([[0.5, -1.0, 2.0], [0.0, 3.0, -2.0]], dtype="f")
+    truths = numpy.asarray([[1, 0, 0], [0, 1, 1]], dtype="f")
+    known = numpy.asarray([[1, 1, 0], [1, 1, 1]], dtype="f")
+    loss, d_logits = loss_fn(NumpyOps(), logits, truths, known, numpy.ones(3, dtype="f"))
+    p = 1 / (1 + numpy.exp(-logits.astype("d")))
+    d_scores = (p - truths) * known
+    assert loss == pytest.approx((d_scores**2).mean())
+    numpy.testing.assert_allclose(d_logits, d_scores * p * (1 - p), rtol=1e-5)
+    assert d_logits[0, 2] == 0.0  # unknown: no gradient
+    # through torch's autograd: the gradient of sum((sigmoid(x) - y)^2 / 2) on known cells
+    x = torch.tensor(logits, requires_grad=True)
+    ((torch.sigmoid(x) - torch.tensor(truths)) ** 2 * torch.tensor(known) / 2).sum().backward()
+    numpy.testing.assert_allclose(d_logits, x.grad.numpy(), rtol=1e-5)
