@@ -23,7 +23,11 @@ Same encoder, same texts, same batch size and max length, in one process:
 - load (``--only load``): memory only, no timing: load peak, loaded, and
   peak and steady after predicting --cost-texts texts, of fp32, both kinds
   of ``quantize`` (int8, int8-embeddings), stock and the raw path, each in
-  a fresh process, with each pipeline's size on disk.
+  a fresh process, with each pipeline's size on disk;
+- batching (``--only batching``): fp32 ``nlp.pipe`` (--pipe-batch-size) with
+  each --batch-items value of the transformer's ``max_batch_items``,
+  interleaved with the sorted raw path, and the padded wordpieces each
+  feeds the encoder.
 
 Repeated measurements are interleaved (spaCy, raw, spaCy, raw, ...) and the
 median is reported, so that load from other work on a shared machine hits
@@ -51,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 from benchlib import log  # noqa: E402
 
-SECTIONS = ("infer", "train", "rss", "length", "size", "cost", "load")
+SECTIONS = ("infer", "train", "rss", "length", "size", "cost", "load", "batching")
 TRAIN_BATCH_SIZE = 16
 # the e5 / XLM-R window of the project's config: 128 with stride 96
 WINDOW = 128
@@ -80,6 +84,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--pipe-batch-size", type=int, default=0,
         help="Cost section: nlp.pipe's batch_size, the buffer that spacy-transformers sorts by length (0: --batch-size)",
     )
+    parser.add_argument(
+        "--max-batch-items", type=int, default=0,
+        help="Set the transformer component's max_batch_items (spaCy tokens per encoder call of nlp.pipe) of the pipelines timed (0: as saved)",
+    )
+    parser.add_argument("--batch-items", default="4096,16384,65536", help="Batching section: the max_batch_items values compared")
     parser.add_argument("--cost-lengths", default="64,256,1024,2048", help="Document lengths (wordpieces) of the cost section")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"Sections to run: {','.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="A few texts and points: checks that everything runs")
@@ -744,6 +753,8 @@ def cost_pipelines(nlp, args, labels: Sequence[str], work: Path, quantized: Sequ
     stock = util.load_model_from_config(config, auto_fill=True, validate=True)
     examples = [Example.from_dict(stock.make_doc("init"), {"cats": {label: 0.0 for label in labels}})]
     stock.initialize(lambda: examples)
+    # the same batching as the pipeline timed
+    stock.get_pipe("transformer").cfg["max_batch_items"] = nlp.get_pipe("transformer").cfg["max_batch_items"]
     stock.to_disk(paths["stock"])
     return paths
 
@@ -831,6 +842,52 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
     return result
 
 
+def section_batching(nlp, raw: RawPath, pool: List[str], labels: List[str], args) -> Dict[str, Any]:
+    """fp32 nlp.pipe under each max_batch_items of --batch-items: spacy-
+    transformers splits nlp.pipe's buffer into encoder calls of at most that
+    many spaCy tokens (sorted by spaCy tokens), and the encoder's length
+    groups sort each call by wordpieces; the sorted raw path beside them."""
+    texts = cycle(pool, args.cost_texts)
+    pipe_batch = args.pipe_batch_size or args.batch_size
+    transformer = nlp.get_pipe("transformer")
+    saved = transformer.cfg["max_batch_items"]
+    padded = [0]
+    hook = raw.encoder.register_forward_pre_hook(
+        lambda module, args_, kwargs: padded.__setitem__(0, padded[0] + int(numpy.prod(kwargs["input_ids"].shape))),
+        with_kwargs=True,
+    )
+
+    def pipe_with(value: int) -> Callable[[], numpy.ndarray]:
+        def run() -> numpy.ndarray:
+            transformer.cfg["max_batch_items"] = value
+            return common.pipe_probs(nlp, texts, labels, batch_size=pipe_batch)
+        return run
+
+    fns: Dict[str, Callable[[], Any]] = {f"max_batch_items={v}": pipe_with(int(v)) for v in args.batch_items.split(",") if v.strip()}
+    for raw_batch in (32, 64):
+        fns[f"raw_sorted_b{raw_batch}"] = lambda raw_batch=raw_batch: raw_sorted_probs(raw, texts, raw_batch)
+    probs, wordpieces = {}, {}
+    try:
+        for name, fn in fns.items():  # warm-up, what each computes and feeds the encoder
+            padded[0] = 0
+            probs[name] = fn()
+            wordpieces[name] = padded[0]
+    finally:
+        hook.remove()
+    seconds = interleaved(fns, args.repeats)
+    transformer.cfg["max_batch_items"] = saved
+    per_second = {name: len(texts) / statistics.median(v) for name, v in seconds.items()}
+    anchor = max((name for name in per_second if name.startswith("raw_sorted")), key=per_second.get)
+    reference = probs[anchor]
+    return {
+        "n_texts": len(texts), "pipe_batch_size": pipe_batch, "repeats": args.repeats,
+        "seconds_every_round": seconds, "texts_per_second": per_second, "raw_anchor": anchor,
+        "ratio_over_raw_sorted": {name: v / per_second[anchor] for name, v in per_second.items()},
+        "padded_wordpieces": wordpieces,
+        "max_abs_prob_difference_vs_raw": {name: float(numpy.abs(p - reference).max()) for name, p in probs.items()},
+    }
+
+
 def rss_mb() -> float:
     """This process's resident memory now, in MB (VmRSS)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -885,6 +942,8 @@ def _run(args: argparse.Namespace, work: Path, config_text: str, original_config
     labels = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
     texts = cycle(pool, args.n_texts)
     nlp = build_pipeline(args, labels)
+    if args.max_batch_items:
+        nlp.get_pipe("transformer").cfg["max_batch_items"] = args.max_batch_items
     from spacy_mlbert.evaluation import find_textcat
 
     labels = list(find_textcat(nlp)[1].labels)
@@ -921,6 +980,9 @@ def _run(args: argparse.Namespace, work: Path, config_text: str, original_config
         results["cost"] = section_cost(nlp, raw, pool, labels, args, work)
     if "load" in args.sections:
         results["load"] = section_load(nlp, pool, labels, args, work)
+    if "batching" in args.sections:
+        results["batching"] = section_batching(nlp, raw, pool, labels, args)
+        log(f"batching: {results['batching']['ratio_over_raw_sorted']}")
     results["total_seconds"] = time.perf_counter() - t0
     results["machine_at_end"] = {"load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
     args.out.parent.mkdir(parents=True, exist_ok=True)

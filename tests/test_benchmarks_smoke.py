@@ -297,6 +297,24 @@ def test_speed_quick_load_section(tiny_xlmr_dir):
     assert "| int8-embeddings |" in speed.report(results)
 
 
+def test_speed_quick_batching_section(tiny_xlmr_dir):
+    """nlp.pipe under several max_batch_items, interleaved with the sorted
+    raw path: the same probabilities, the wordpieces each feeds the encoder."""
+    with make_tempdir() as tmp:
+        dev = _speed_texts(tmp)
+        results = speed.main(
+            ["--data-dir", str(dev), "--langs", "eng,rus", "--encoder", str(tiny_xlmr_dir), "--quick", "--only", "batching",
+             "--batch-items", "8,4096", "--pipe-batch-size", "24", "--out", str(tmp / "speed.json")]
+        )
+    batching = results["batching"]
+    assert set(batching["texts_per_second"]) == {"max_batch_items=8", "max_batch_items=4096", "raw_sorted_b32", "raw_sorted_b64"}
+    assert all(diff < 1e-4 for diff in batching["max_abs_prob_difference_vs_raw"].values())
+    wordpieces = batching["padded_wordpieces"]
+    assert all(n > 0 for n in wordpieces.values())
+    # one call per text pads nothing; one call for the whole buffer pads more
+    assert wordpieces["max_batch_items=8"] <= wordpieces["max_batch_items=4096"]
+
+
 def test_quality_stock_and_plain_anchors(semeval_dirs, tiny_xlmr_dir):
     """The two anchors mlbert is compared with: stock textcat_multilabel
     through spacy train, and the plain transformers + PyTorch recipe."""
