@@ -169,12 +169,22 @@ def over_seeds(runs: Sequence[Dict[str, Any]], a: str, b: str, resamples: int, t
     difference over seeds with a bootstrap interval over the texts (every
     seed's decisions resampled with the same texts), and macro-F1 by label
     frequency: the labels in thirds by their positives among the training
-    texts (rare, middle, frequent), each label's F1 averaged over seeds."""
+    texts (rare, middle, frequent), each label's F1 averaged over seeds.
+    Runs without a training seed (e.g. the TF-IDF anchor's, which draws
+    nothing) join every seed's systems."""
     import numpy
 
     import benchlib as common
 
     merge(runs)  # the same data and config, or ValueError
+    shared = [run for run in runs if run["settings"].get("train_seed") is None]
+    runs = [
+        dict(run, systems={**{k: v for other in shared for k, v in other["systems"].items()}, **run["systems"]})
+        for run in runs
+        if run["settings"].get("train_seed") is not None
+    ]
+    if not runs:
+        raise ValueError("no run with a training seed (quality.py --train-seed)")
     data = reload_data(runs[0]["settings"], train_dir, eval_dir)
     y_true, _ = common.label_arrays(data.eval, data.labels)
     langs = [r.lang for r in data.eval]

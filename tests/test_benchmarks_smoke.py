@@ -623,6 +623,9 @@ def test_report_over_training_seeds(semeval_dirs):
     other = json.loads(json.dumps(run))
     other["systems"]["ones"] = dict(other["systems"]["tfidf"], predictions=every)
     run["systems"]["ones"] = dict(run["systems"]["tfidf"])
+    run["settings"]["train_seed"], other["settings"]["train_seed"] = 0, 1
+    with pytest.raises(ValueError, match="training seed"):
+        report.over_seeds([dict(run, settings=dict(run["settings"], train_seed=None))], "tfidf", "ones", 20)
     result = report.over_seeds([run, other], "tfidf", "ones", 20)
     first, second = (row["difference"] for row in result["per_seed"])
     assert first == 0.0 and second != 0.0
@@ -634,5 +637,10 @@ def test_report_over_training_seeds(semeval_dirs):
     counts = [n for bucket in result["label_frequency"] for n in bucket["train_positives"]]
     assert counts == sorted(counts)  # rare, middle, frequent
     assert "| training seed |" in report.seeds_markdown(result) and "| rare (" in report.seeds_markdown(result)
+    # a run without a training seed joins every seed's systems
+    anchor = dict(run, settings=dict(run["settings"], train_seed=None), systems={"anchor": run["systems"]["tfidf"]})
+    joined = report.over_seeds([run, other, anchor], "tfidf", "anchor", 20)
+    assert [row["difference"] for row in joined["per_seed"]] == [0.0, 0.0]
+    assert "anchor" in joined["label_frequency"][0]["macro_f"]
     with pytest.raises(ValueError, match="pairs"):
         benchlib.paired_bootstrap(numpy.zeros((2, 1)), [numpy.zeros((2, 1))], [], ["eng"] * 2, ["a"], {"eng": ["a"]}, ["eng"])
