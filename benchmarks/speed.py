@@ -25,7 +25,8 @@ Same encoder, same texts, same batch size and max length, in one process:
   of ``quantize`` (int8, int8-embeddings), stock and the raw path, each in
   a fresh process, with each pipeline's size on disk;
 - batching (``--only batching``): fp32 ``nlp.pipe`` (--pipe-batch-size) with
-  each --batch-items value of the transformer's ``max_batch_items``,
+  each --batch-items value of the transformer's ``max_batch_items`` (or
+  each --batch-wordpieces value of the encoder's ``max_batch_wordpieces``),
   interleaved with the sorted raw path, and the padded wordpieces each
   feeds the encoder.
 
@@ -89,6 +90,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="Set the transformer component's max_batch_items (spaCy tokens per encoder call of nlp.pipe) of the pipelines timed (0: as saved)",
     )
     parser.add_argument("--batch-items", default="4096,16384,65536", help="Batching section: the max_batch_items values compared")
+    parser.add_argument(
+        "--batch-wordpieces", default="",
+        help="Batching section: instead, the encoder's max_batch_wordpieces values compared (length groups), at the pipeline's max_batch_items",
+    )
     parser.add_argument("--cost-lengths", default="64,256,1024,2048", help="Document lengths (wordpieces) of the cost section")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"Sections to run: {','.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="A few texts and points: checks that everything runs")
@@ -857,13 +862,28 @@ def section_batching(nlp, raw: RawPath, pool: List[str], labels: List[str], args
         with_kwargs=True,
     )
 
-    def pipe_with(value: int) -> Callable[[], numpy.ndarray]:
+    from spacy_mlbert.layers.length_groups import group_by_length
+
+    encoder_layer = transformer.model.layers[0]
+    saved_groups = encoder_layer._func
+
+    def pipe_with(setting: str, value: int) -> Callable[[], numpy.ndarray]:
         def run() -> numpy.ndarray:
-            transformer.cfg["max_batch_items"] = value
-            return common.pipe_probs(nlp, texts, labels, batch_size=pipe_batch)
+            if setting == "max_batch_items":
+                transformer.cfg["max_batch_items"] = value
+            else:
+                group_by_length(encoder_layer, value)
+            try:
+                return common.pipe_probs(nlp, texts, labels, batch_size=pipe_batch)
+            finally:
+                transformer.cfg["max_batch_items"] = saved
+                encoder_layer._func = saved_groups
         return run
 
-    fns: Dict[str, Callable[[], Any]] = {f"max_batch_items={v}": pipe_with(int(v)) for v in args.batch_items.split(",") if v.strip()}
+    setting, values = (
+        ("max_batch_wordpieces", args.batch_wordpieces) if args.batch_wordpieces else ("max_batch_items", args.batch_items)
+    )
+    fns: Dict[str, Callable[[], Any]] = {f"{setting}={v}": pipe_with(setting, int(v)) for v in values.split(",") if v.strip()}
     for raw_batch in (32, 64):
         fns[f"raw_sorted_b{raw_batch}"] = lambda raw_batch=raw_batch: raw_sorted_probs(raw, texts, raw_batch)
     probs, wordpieces = {}, {}
@@ -875,12 +895,12 @@ def section_batching(nlp, raw: RawPath, pool: List[str], labels: List[str], args
     finally:
         hook.remove()
     seconds = interleaved(fns, args.repeats)
-    transformer.cfg["max_batch_items"] = saved
     per_second = {name: len(texts) / statistics.median(v) for name, v in seconds.items()}
     anchor = max((name for name in per_second if name.startswith("raw_sorted")), key=per_second.get)
     reference = probs[anchor]
     return {
-        "n_texts": len(texts), "pipe_batch_size": pipe_batch, "repeats": args.repeats,
+        "n_texts": len(texts), "pipe_batch_size": pipe_batch, "repeats": args.repeats, "setting": setting,
+        "max_batch_items": saved,
         "seconds_every_round": seconds, "texts_per_second": per_second, "raw_anchor": anchor,
         "ratio_over_raw_sorted": {name: v / per_second[anchor] for name, v in per_second.items()},
         "padded_wordpieces": wordpieces,

@@ -313,6 +313,16 @@ def test_speed_quick_batching_section(tiny_xlmr_dir):
     assert all(n > 0 for n in wordpieces.values())
     # one call per text pads nothing; one call for the whole buffer pads more
     assert wordpieces["max_batch_items=8"] <= wordpieces["max_batch_items=4096"]
+    with make_tempdir() as tmp:
+        dev = _speed_texts(tmp)
+        groups = speed.main(
+            ["--data-dir", str(dev), "--langs", "eng,rus", "--encoder", str(tiny_xlmr_dir), "--quick", "--only", "batching",
+             "--batch-wordpieces", "16,4096", "--pipe-batch-size", "24", "--out", str(tmp / "speed.json")]
+        )["batching"]
+    assert groups["setting"] == "max_batch_wordpieces"
+    assert all(diff < 1e-4 for diff in groups["max_abs_prob_difference_vs_raw"].values())
+    # groups of one text each pad nothing
+    assert groups["padded_wordpieces"]["max_batch_wordpieces=16"] < groups["padded_wordpieces"]["max_batch_wordpieces=4096"]
 
 
 def test_quality_stock_and_plain_anchors(semeval_dirs, tiny_xlmr_dir):
