@@ -89,6 +89,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--max-batch-items", type=int, default=0,
         help="Set the transformer component's max_batch_items (spaCy tokens per encoder call of nlp.pipe) of the pipelines timed (0: as saved)",
     )
+    parser.add_argument(
+        "--max-batch-wordpieces", type=int, default=-1,
+        help="Set the encoder's max_batch_wordpieces (length groups) of the pipelines timed, in their config too (-1: as saved)",
+    )
     parser.add_argument("--batch-items", default="4096,16384,65536", help="Batching section: the max_batch_items values compared")
     parser.add_argument(
         "--batch-wordpieces", default="",
@@ -755,6 +759,9 @@ def cost_pipelines(nlp, args, labels: Sequence[str], work: Path, quantized: Sequ
         subprocess.run(command, check=True, capture_output=True)
     config = common.stock_config(util.load_config(args.config))
     config["paths"]["encoder"] = str(args.encoder)
+    timed = nlp.config["components"]["transformer"]["model"]
+    if "max_batch_wordpieces" in timed:  # the same length groups as the pipeline timed
+        config["components"]["transformer"]["model"]["max_batch_wordpieces"] = timed["max_batch_wordpieces"]
     stock = util.load_model_from_config(config, auto_fill=True, validate=True)
     examples = [Example.from_dict(stock.make_doc("init"), {"cats": {label: 0.0 for label in labels}})]
     stock.initialize(lambda: examples)
@@ -964,6 +971,12 @@ def _run(args: argparse.Namespace, work: Path, config_text: str, original_config
     nlp = build_pipeline(args, labels)
     if args.max_batch_items:
         nlp.get_pipe("transformer").cfg["max_batch_items"] = args.max_batch_items
+    if args.max_batch_wordpieces >= 0:
+        from spacy_mlbert.layers.length_groups import group_by_length
+
+        # in the config too: the quantize command's copy and stock are built from it
+        nlp.config["components"]["transformer"]["model"]["max_batch_wordpieces"] = args.max_batch_wordpieces
+        group_by_length(nlp.get_pipe("transformer").model.layers[0], args.max_batch_wordpieces)
     from spacy_mlbert.evaluation import find_textcat
 
     labels = list(find_textcat(nlp)[1].labels)

@@ -39,9 +39,10 @@ from .input_prefix import add_input_prefix
 from .lean_weights import install_lean_weights, own_borrowed_weights
 from .length_groups import group_by_length
 
-# Wordpieces (rows x padded length) the encoder runs at once: 32 windows of
-# 128 wordpieces, the project's window and a batch size that keeps a CPU busy.
-DEFAULT_MAX_BATCH_WORDPIECES = 4096
+# Wordpieces (rows x padded length) the encoder runs at once. On CPU smaller
+# groups pad less and run faster: of 1024, 2048 and 4096, 1024 was fastest on
+# BRIGHTER texts (BENCHMARKS.md, "Batching in nlp.pipe"); a GPU may want more.
+DEFAULT_MAX_BATCH_WORDPIECES = 1024
 
 
 def CheckedTransformerModel(
