@@ -77,7 +77,7 @@ def masked_squared_error(
     p = ops.sigmoid(logits)
     weight = 1.0 + (pos_weight[None, :] - 1.0) * truths
     d_probs = (p - truths) * known * weight
-    loss = float(((((p - truths) * known) ** 2).mean())) if d_probs.size else 0.0
+    loss = float((((p - truths) * known) ** 2).mean()) if d_probs.size else 0.0
     return loss, (d_probs * p * (1.0 - p)).astype("f")
 
 
