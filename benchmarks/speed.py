@@ -855,10 +855,11 @@ def section_cost(nlp, raw: RawPath, pool: List[str], labels: List[str], args, wo
 
 
 def section_batching(nlp, raw: RawPath, pool: List[str], labels: List[str], args) -> Dict[str, Any]:
-    """fp32 nlp.pipe under each max_batch_items of --batch-items: spacy-
-    transformers splits nlp.pipe's buffer into encoder calls of at most that
-    many spaCy tokens (sorted by spaCy tokens), and the encoder's length
-    groups sort each call by wordpieces; the sorted raw path beside them."""
+    """fp32 nlp.pipe under each value of --batch-items (max_batch_items:
+    spacy-transformers splits nlp.pipe's buffer into encoder calls of at
+    most that many spaCy tokens, sorted by spaCy tokens) or, if given, of
+    --batch-wordpieces (max_batch_wordpieces: the encoder's length groups,
+    which sort each call by wordpieces); the sorted raw path beside them."""
     texts = cycle(pool, args.cost_texts)
     pipe_batch = args.pipe_batch_size or args.batch_size
     transformer = nlp.get_pipe("transformer")
